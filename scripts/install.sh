@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up .venv with the pinned CPU/CUDA torch pair and the suite (idempotent).
+# On a GPU cluster, pick your CUDA build instead, e.g.:
+#   TORCH_SPEC="torch==2.14.1 torchvision==0.29.1 --index-url https://download.pytorch.org/whl/cu128" bash scripts/install.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PY=${PYTHON:-python3}
+TORCH_SPEC=${TORCH_SPEC:-"torch==2.14.1 torchvision==0.29.1"}
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+if ! "$VENV/bin/python" -c "import torch, torchvision" 2>/dev/null; then
+  "$VENV/bin/pip" install -q $TORCH_SPEC
+fi
+"$VENV/bin/pip" install -q -e ".[dev]"
+echo "installed: $("$VENV/bin/python" -c 'import torch; print("torch", torch.__version__)') into $VENV"

@@ -1,0 +1,1 @@
+"""Self-supervised flow matching benchmark suite."""

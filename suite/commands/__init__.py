@@ -1,0 +1,1 @@
+"""Thin CLI subcommands; the work happens in the library."""

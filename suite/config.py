@@ -1,0 +1,385 @@
+"""Typed, strict run configuration (lingua-style nested dataclasses).
+
+A run is fully described by one `RunConfig`: YAML files merged in order, then `--set key=value`
+overrides, then validated field by field. An unknown key or a wrong type fails before anything
+starts, with one line naming the key and what is allowed. The resolved config is saved beside
+the run (`config.yaml`) and logged to MLflow.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+
+from suite.errors import ConfigError, MissingFileError
+from suite.flow import TimeSamplerConfig
+
+BUILTIN_CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+# ----------------------------------------------------------------------------- sections
+@dataclass
+class DataConfig:
+    name: str = "digits"  # digits | shapes | folder | latents
+    root: Optional[str] = None  # folder / latent shards directory
+    image_size: int = 16  # built-in data are rendered/upscaled to this size
+    num_images: int = 2000  # shapes: how many to generate
+    num_classes: int = 10  # shapes: how many classes (folder/latents: read from data)
+    test_fraction: float = 0.2  # held-out split of built-in data
+    seed: int = 0  # data generation / split seed
+    hflip: bool = False  # random horizontal flips (never for digits)
+
+
+@dataclass
+class ModelConfig:
+    preset: str = "SiT-Nano/2"  # see suite/models/presets.py
+    hidden_size: Optional[int] = None  # overrides the preset (scaling grids)
+    depth: Optional[int] = None
+    num_heads: Optional[int] = None
+    patch_size: Optional[int] = None
+    mlp_ratio: Optional[float] = None
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    eps: float = 1e-8
+    grad_clip: float = 1.0
+    warmup_images: int = 0  # linear warm-up, then constant (SiT/REPA recipe)
+    ema_decay: float = 0.9999
+
+
+@dataclass
+class TrainConfig:
+    runs_root: str = "runs"
+    run_dir: Optional[str] = None  # default: <runs_root>/<name>
+    batch_size: int = 32
+    total_images: int = 20_000  # the budget, in images seen (EDM2 style)
+    log_every_images: int = 512
+    ckpt_every_images: int = 4096
+    sample_every_images: int = 0  # 0: only at the end
+    val_every_images: int = 0  # fixed-t validation loss; 0: only at the end
+    val_times: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])
+    val_images: int = 256
+    num_workers: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    compile: bool = False  # torch.compile the backbone
+    threads: int = 0  # torch CPU threads; 0: torch's default
+    progress: bool = True
+    max_steps: int = 0  # stop after this many steps in this process (tests: simulate a kill); 0: off
+
+
+@dataclass
+class SamplingConfig:
+    sampler: str = "euler"  # euler | heun | sde
+    steps: int = 50
+    shift: float = 1.0  # sample shift on the time grid
+    cfg_scale: float = 1.0  # 1.0: no guidance
+    guidance_interval: tuple[float, float] = (0.0, 0.7)  # guidance only for t in [lo, hi] (t = 1 noise)
+    sde_last_step: float = 0.04  # Euler–Maruyama: final mean step (SiT)
+    diffusion_scale: float = 1.0  # SDE diffusion coefficient multiplier
+    label_sampling: str = "uniform"  # uniform | balanced
+    seed: int = 0
+
+
+@dataclass
+class EvalConfig:
+    every_images: int = 0  # 0: only at the end of training (if metrics is not empty)
+    n_samples: int = 500
+    batch_size: int = 250
+    metrics: list[str] = field(default_factory=list)  # e.g. [fid, kid, class_consistency, probe]
+    extractor: str = "auto"  # auto: the dataset's domain classifier; inception; dinov2
+    reference_split: str = "test"
+    backends: list[str] = field(default_factory=lambda: ["torch-fidelity"])  # and/or clean-fid
+    inception_weights: Optional[str] = None
+    dinov2_weights: Optional[str] = None
+    reference_npz: Optional[str] = None  # ADM reference batch (VIRTUAL_imagenet256_labeled.npz)
+    probe_blocks: list[int] = field(default_factory=list)  # empty: every block
+    probe_t: float = 0.5
+    probe_n_train: int = 1000
+    probe_n_test: int = 400
+    seed: int = 0
+
+
+@dataclass
+class TrackingConfig:
+    enabled: bool = True
+    uri: Optional[str] = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///<runs_root>/mlflow.db
+    experiment: str = "selfflow-suite"
+    parent_run_id: Optional[str] = None
+    tags: dict[str, str] = field(default_factory=dict)
+    log_samples: bool = True
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: Any = None  # the registered method's own config dataclass (validated by name)
+    time: TimeSamplerConfig = field(default_factory=TimeSamplerConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+# ----------------------------------------------------------------------------- strict parsing
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value, tp, key: str):
+    """Check `value` against the annotation `tp`; return the converted value or raise ConfigError."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{key}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: {value!r} is not allowed; allowed: {', '.join(map(str, args))}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping of {tp.__name__} fields, got {value!r}")
+        return from_dict(tp, value, key)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(f"{key}: expected {len(args)} values, got {len(value)}")
+            return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        inner = args[0] if args else Any
+        out = [_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(out) if origin is tuple else out
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        vt = args[1] if args else Any
+        return {str(k): _coerce(v, vt, f"{key}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    return value
+
+
+def from_dict(cls, data: dict, prefix: str = ""):
+    """Build dataclass `cls` from `data`, rejecting unknown keys and wrong types."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for k in data:
+        if k not in names:
+            where = f"{prefix}.{k}" if prefix else k
+            raise ConfigError(f"unknown config key '{where}'; allowed here: {', '.join(names)}")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            kwargs[f.name] = _coerce(data[f.name], hints[f.name], f"{prefix}.{f.name}" if prefix else f.name)
+    return cls(**kwargs)
+
+
+def _method_from_dict(d: dict | None):
+    from suite.methods.registry import method_config_class
+
+    d = dict(d or {"name": "vanilla"})
+    name = d.pop("name", "vanilla")
+    if not isinstance(name, str):
+        raise ConfigError(f"method.name: expected a string, got {name!r}")
+    cls = method_config_class(name)
+    obj = from_dict(cls, d, "method")
+    obj.name = name
+    return obj
+
+
+def config_from_dict(d: dict) -> RunConfig:
+    d = copy.deepcopy(d)
+    method = d.pop("method", None)
+    if method is not None and not isinstance(method, dict):
+        raise ConfigError(f"method: expected a mapping with a 'name', got {method!r}")
+    cfg = from_dict(RunConfig, d)
+    cfg.method = _method_from_dict(method)
+    _check_values(cfg)
+    return cfg
+
+
+def _check_values(cfg: RunConfig) -> None:
+    """Cross-field checks that types alone cannot express."""
+    t = cfg.train
+    if t.batch_size <= 0:
+        raise ConfigError(f"train.batch_size: must be positive, got {t.batch_size}")
+    if t.total_images <= 0:
+        raise ConfigError(f"train.total_images: must be positive, got {t.total_images}")
+    if t.precision not in ("auto", "fp32", "bf16"):
+        raise ConfigError(f"train.precision: {t.precision!r} not allowed; allowed: auto, fp32, bf16")
+    if cfg.sampling.sampler not in ("euler", "heun", "sde"):
+        raise ConfigError(f"sampling.sampler: {cfg.sampling.sampler!r} not allowed; allowed: euler, heun, sde")
+    if not 0 < cfg.optim.ema_decay < 1:
+        raise ConfigError(f"optim.ema_decay: must be in (0, 1), got {cfg.optim.ema_decay}")
+
+
+# ----------------------------------------------------------------------------- YAML, overrides
+def _deep_merge(base: dict, extra: dict) -> dict:
+    """Merge `extra` over `base`; a `method` section naming another method replaces the old one."""
+    out = dict(base)
+    for k, v in extra.items():
+        old = out.get(k)
+        both_maps = isinstance(v, dict) and isinstance(old, dict)
+        if both_maps and k == "method" and v.get("name", old.get("name")) != old.get("name"):
+            both_maps = False
+        out[k] = _deep_merge(old, v) if both_maps else copy.deepcopy(v)
+    return out
+
+
+def resolve_config_path(path: str | Path, relative_to: Path | None = None) -> Path:
+    """A YAML path; `builtin:NAME` names a shipped config under suite/configs/."""
+    s = str(path)
+    if s.startswith("builtin:"):
+        p = BUILTIN_CONFIG_DIR / (s[len("builtin:"):] + ("" if s.endswith(".yaml") else ".yaml"))
+    else:
+        p = Path(s)
+        if not p.is_absolute() and relative_to is not None and not p.exists():
+            p = relative_to / p
+    if not p.is_file():
+        avail = ", ".join(sorted(str(q.relative_to(BUILTIN_CONFIG_DIR).with_suffix("")) for q in BUILTIN_CONFIG_DIR.rglob("*.yaml")))
+        raise MissingFileError(f"config file not found: {s} (built-in configs: {avail})")
+    return p
+
+
+def read_yaml_config(path: str | Path, relative_to: Path | None = None, _seen=()) -> dict:
+    """Read a YAML run config; a top-level `base:` (path or list of paths) is merged underneath."""
+    p = resolve_config_path(path, relative_to)
+    try:
+        d = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top level")
+    bases = d.pop("base", None)
+    if bases is None:
+        return d
+    merged: dict = {}
+    for b in [bases] if isinstance(bases, str) else bases:
+        if str(b) in _seen:
+            raise ConfigError(f"{p}: circular 'base: {b}'")
+        merged = _deep_merge(merged, read_yaml_config(b, p.parent, (*_seen, str(b))))
+    return _deep_merge(merged, d)
+
+
+def apply_overrides(d: dict, overrides: list[str]) -> dict:
+    """Apply `a.b.c=value` overrides; values are parsed as YAML (so 1e-4, true, [1,2] work)."""
+    d = copy.deepcopy(d)
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        node = d
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {key}: '{p}' is not a section")
+        if parts == ["method", "name"] and isinstance(d.get("method"), dict) and d["method"].get("name") != value:
+            d["method"] = {}  # switching method: the old method's fields do not apply
+            node = d["method"]
+        node[parts[-1]] = value
+    return d
+
+
+def load_run_config(source, overrides: list[str] | None = None) -> RunConfig:
+    """Config from a YAML path (or list of paths merged in order) or a dict, plus overrides."""
+    if isinstance(source, dict):
+        d = copy.deepcopy(source)
+    else:
+        d = {}
+        for s in [source] if isinstance(source, (str, Path)) else source:
+            d = _deep_merge(d, read_yaml_config(s))
+    return config_from_dict(apply_overrides(d, overrides or []))
+
+
+def config_to_dict(cfg: RunConfig) -> dict:
+    d = dataclasses.asdict(cfg)
+    method = dataclasses.asdict(cfg.method)
+    method["name"] = cfg.method.name
+    d["method"] = {"name": method.pop("name"), **method}
+
+    def plain(x):
+        if isinstance(x, tuple):
+            return [plain(v) for v in x]
+        if isinstance(x, list):
+            return [plain(v) for v in x]
+        if isinstance(x, dict):
+            return {k: plain(v) for k, v in x.items()}
+        return x
+
+    return plain(d)
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else k
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+# Fields that change where/how a run is stored or shown, not what it computes.
+_HASH_EXCLUDE = ("name", "tracking", "train.runs_root", "train.run_dir", "train.num_workers", "train.progress", "train.max_steps", "train.threads")
+
+
+def config_hash(cfg: RunConfig) -> str:
+    """Identity of a run's computation (sweeps skip points whose hash already finished)."""
+    flat = flatten(config_to_dict(cfg))
+    keep = {k: v for k, v in flat.items() if not any(k == e or k.startswith(e + ".") for e in _HASH_EXCLUDE)}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)

@@ -1,0 +1,97 @@
+"""Torch datasets. Every item: {"x0": (C,H,W), "y": int, "pixels": (3,H',W') in [-1,1], "index": int}."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from suite.errors import MissingFileError
+
+
+class TensorImageDataset(Dataset):
+    """Images already in memory (built-in data): x0 is the image itself."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, num_classes: int, name: str, hflip: bool = False):
+        self.images, self.labels, self.num_classes, self.name, self.hflip = images, labels, num_classes, name, hflip
+        self.image_shape = tuple(images.shape[1:])  # (C, H, W)
+        self.pixel_shape = (3, *self.image_shape[1:])
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int) -> dict:
+        x = self.images[i]
+        if self.hflip and torch.rand(()) < 0.5:
+            x = x.flip(-1)
+        pixels = x.expand(3, -1, -1) if x.shape[0] == 1 else x
+        return {"x0": x, "y": int(self.labels[i]), "pixels": pixels, "index": i}
+
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+class ImageFolderDataset(Dataset):
+    """root/<class>/<image>: resized (centre crop) to image_size, RGB, in [-1, 1]."""
+
+    def __init__(self, root: str, image_size: int, hflip: bool = False):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise MissingFileError(f"data.root: image folder not found: {root}")
+        classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
+        self.files = [(f, c) for c, name in enumerate(classes) for f in sorted((self.root / name).iterdir()) if f.suffix.lower() in IMAGE_EXTS]
+        if not self.files:
+            raise MissingFileError(f"data.root: no images under {root} (expected {root}/<class>/<image>{IMAGE_EXTS})")
+        self.classes, self.num_classes, self.image_size, self.hflip = classes, len(classes), image_size, hflip
+        self.name = f"folder:{self.root.name}"
+        self.image_shape = self.pixel_shape = (3, image_size, image_size)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> dict:
+        from PIL import Image
+
+        path, label = self.files[i]
+        img = Image.open(path).convert("RGB")
+        w, h = img.size
+        side = min(w, h)
+        img = img.crop(((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2))
+        img = img.resize((self.image_size, self.image_size), Image.BICUBIC)
+        x = torch.from_numpy(np.asarray(img, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
+        if self.hflip and torch.rand(()) < 0.5:
+            x = x.flip(-1)
+        return {"x0": x, "y": label, "pixels": x, "index": i}
+
+
+class LatentShardDataset(Dataset):
+    """Precomputed latents (REPA-style): root/shard-*.pt each {latents (n,C,h,w), labels (n,), pixels uint8 (n,3,H,W)}.
+
+    Written by `suite.data.latents.encode_folder`. Raw pixels ride along so external encoders see the
+    images that belong to each latent.
+    """
+
+    def __init__(self, root: str):
+        self.root = Path(root)
+        shards = sorted(self.root.glob("shard-*.pt")) if self.root.is_dir() else []
+        if not shards:
+            raise MissingFileError(f"data.root: no latent shards (shard-*.pt) in {root}; write them with `suite data encode`")
+        parts = [torch.load(s, map_location="cpu", weights_only=True) for s in shards]
+        self.latents = torch.cat([p["latents"] for p in parts]).float()
+        self.labels = torch.cat([p["labels"] for p in parts]).long()
+        self.pixels = torch.cat([p["pixels"] for p in parts]) if all("pixels" in p for p in parts) else None
+        meta = parts[0].get("meta", {})
+        self.num_classes = int(meta.get("num_classes", int(self.labels.max()) + 1))
+        self.name = f"latents:{self.root.name}"
+        self.image_shape = tuple(self.latents.shape[1:])
+        self.pixel_shape = tuple(self.pixels.shape[1:]) if self.pixels is not None else None
+
+    def __len__(self) -> int:
+        return self.latents.shape[0]
+
+    def __getitem__(self, i: int) -> dict:
+        item = {"x0": self.latents[i], "y": int(self.labels[i]), "index": i}
+        if self.pixels is not None:
+            item["pixels"] = self.pixels[i].float() / 127.5 - 1
+        return item

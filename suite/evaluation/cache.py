@@ -1,0 +1,58 @@
+"""Where evaluation artefacts that outlive a run live (domain classifiers, reference statistics).
+
+One directory, chosen once: `eval.cache_dir` if set, else `$SUITE_CACHE`, else
+`~/.cache/selfflow-suite`. Every cached file has a provenance JSON beside it saying how it was
+made, so a number computed against it can be traced. Writes are atomic (temp file + rename):
+several sweep workers may fill the same entry at once, and the last complete write wins.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+
+def cache_root(explicit: str | os.PathLike | None = None) -> Path:
+    root = explicit or os.environ.get("SUITE_CACHE") or Path.home() / ".cache" / "selfflow-suite"
+    return Path(root).expanduser()
+
+
+def stable_hash(obj: Any, length: int = 12) -> str:
+    """Short content hash of a JSON-able object (keys sorted), used to key cache entries."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Call `write(tmp_path)`, then move the result onto `path` in one step."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_provenance(path: Path, info: dict) -> None:
+    """`info` plus when and with which library versions, as pretty JSON."""
+    import torch
+
+    from suite.evaluation import _versions
+
+    info = {**info, "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "versions": _versions(), "torch": torch.__version__}
+
+    def _w(tmp: str) -> None:
+        Path(tmp).write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
+
+    atomic_write(path, _w)
+
+
+def read_provenance(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,160 @@
+"""The domain feature extractor: a small CNN classifier the suite trains on a built-in dataset.
+
+Inception features say little about 16×16 digits; FID computed with a classifier trained on the
+data itself is the usual practice for MNIST-like sets (measuring.md §2). The classifier is
+trained once per (dataset config, recipe, seed), cached with provenance, and then used for
+(a) penultimate-layer features (FID/KID/precision-recall) and (b) logits (class consistency:
+top-1 agreement with the label a sample was generated for; Inception-score-style IS).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from suite.errors import CheckpointError, MissingFileError
+from suite.evaluation.cache import atomic_write, cache_root, stable_hash, write_provenance
+from suite.evaluation.images import load_split, to_float
+
+FORMAT_VERSION = 1  # bump when the architecture or the training loop changes meaning
+
+
+@dataclass
+class ClassifierRecipe:
+    width: int = 32  # channels of the first conv; doubled twice
+    feature_dim: int = 64  # penultimate width = FID feature dimension
+    steps: int = 600
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    max_shift: int = 1  # random translation augmentation, pixels
+
+
+class DomainCNN(nn.Module):
+    """(B, 3, H, W) in [-1, 1] → (penultimate (B, F), logits (B, K)); any H, W ≥ 4."""
+
+    def __init__(self, num_classes: int, width: int = 32, feature_dim: int = 64):
+        super().__init__()
+        w = width
+        self.body = nn.Sequential(
+            nn.Conv2d(3, w, 3, padding=1), nn.GroupNorm(8, w), nn.SiLU(),
+            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.GroupNorm(8, 2 * w), nn.SiLU(),
+            nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1), nn.GroupNorm(8, 4 * w), nn.SiLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.penultimate = nn.Sequential(nn.Linear(4 * w, feature_dim), nn.SiLU())
+        self.head = nn.Linear(feature_dim, num_classes)
+        self.arch = dict(num_classes=num_classes, width=width, feature_dim=feature_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.penultimate(self.body(x))  # (B, F)
+        return f, self.head(f)  # (B, F), (B, K)
+
+
+def save_classifier(net: DomainCNN, path: Path, meta: dict) -> None:
+    payload = {"format": FORMAT_VERSION, "arch": net.arch, "state_dict": net.state_dict(), "meta": meta}
+    atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
+
+
+def load_classifier(path: str | Path) -> DomainCNN:
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"domain classifier weights not found: {path} (made by `suite eval` / training with eval enabled)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        net = DomainCNN(**payload["arch"])
+        net.load_state_dict(payload["state_dict"])
+    except Exception as e:  # truncated file, foreign format
+        raise CheckpointError(f"cannot read domain classifier {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+    return net.eval().requires_grad_(False)
+
+
+def _shift(x: torch.Tensor, max_shift: int, g: torch.Generator) -> torch.Tensor:
+    """Random translation by up to max_shift pixels (replicate padding), one offset per batch."""
+    if max_shift <= 0:
+        return x
+    dx, dy = (int(v) for v in torch.randint(-max_shift, max_shift + 1, (2,), generator=g))
+    p = max_shift
+    xp = F.pad(x, (p, p, p, p), mode="replicate")  # (B, C, H + 2p, W + 2p)
+    h, w = x.shape[-2:]
+    return xp[..., p + dy : p + dy + h, p + dx : p + dx + w]
+
+
+def train_classifier(
+    images: torch.Tensor, labels: torch.Tensor, num_classes: int, recipe: ClassifierRecipe, seed: int = 0
+) -> DomainCNN:
+    """Full-batch-sampled Adam on uint8 images (N, 3, H, W); deterministic given the seed."""
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    net = DomainCNN(num_classes, recipe.width, recipe.feature_dim)
+    opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, recipe.steps)
+    x_all = to_float(images)  # (N, 3, H, W)
+    net.train()
+    for _ in range(recipe.steps):
+        idx = torch.randint(0, x_all.shape[0], (min(recipe.batch_size, x_all.shape[0]),), generator=g)
+        _, logits = net(_shift(x_all[idx], recipe.max_shift, g))
+        loss = F.cross_entropy(logits, labels[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    return net.eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def accuracy(net: DomainCNN, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> float:
+    correct = 0
+    for i in range(0, images.shape[0], batch_size):
+        _, logits = net(to_float(images[i : i + batch_size]))
+        correct += (logits.argmax(1) == labels[i : i + batch_size]).sum().item()
+    return correct / max(1, images.shape[0])
+
+
+def classifier_key(data_cfg, recipe: ClassifierRecipe, seed: int) -> dict:
+    """Everything that determines the classifier's weights."""
+    return {"data": dataclasses.asdict(data_cfg), "recipe": dataclasses.asdict(recipe), "seed": seed, "format": FORMAT_VERSION}
+
+
+def classifier_path(data_cfg, recipe: ClassifierRecipe, seed: int, cache_dir=None) -> Path:
+    key = classifier_key(data_cfg, recipe, seed)
+    return cache_root(cache_dir) / "extractors" / f"{data_cfg.name}-classifier-{stable_hash(key)}" / "classifier.pt"
+
+
+def get_domain_classifier(data_cfg, cache_dir=None, recipe: ClassifierRecipe | None = None, seed: int = 0) -> Path:
+    """Path of the cached classifier for this dataset config, training (and caching) it if missing."""
+    recipe = recipe or ClassifierRecipe()
+    path = classifier_path(data_cfg, recipe, seed, cache_dir)
+    if path.is_file():
+        return path
+    start = time.time()
+    x_tr, y_tr = load_split(data_cfg, "train")
+    x_te, y_te = load_split(data_cfg, "test")
+    num_classes = int(max(y_tr.max(), y_te.max()).item()) + 1
+    from suite.data import build_dataset
+
+    num_classes = max(num_classes, int(getattr(build_dataset(data_cfg, split="train"), "num_classes", num_classes)))
+    net = train_classifier(x_tr, y_tr, num_classes, recipe, seed)
+    meta = {
+        "dataset": data_cfg.name,
+        "key": classifier_key(data_cfg, recipe, seed),
+        "train_images": int(x_tr.shape[0]),
+        "test_images": int(x_te.shape[0]),
+        "train_accuracy": accuracy(net, x_tr, y_tr),
+        "test_accuracy": accuracy(net, x_te, y_te),
+        "train_seconds": round(time.time() - start, 2),
+    }
+    save_classifier(net, path, meta)
+    write_provenance(path.with_name("provenance.json"), {"what": "domain classifier (suite.evaluation.domain_classifier)", **meta})
+    return path
+
+
+def read_meta(path: str | Path) -> dict:
+    prov = Path(path).with_name("provenance.json")
+    return json.loads(prov.read_text()) if prov.is_file() else {}

@@ -1,0 +1,182 @@
+"""Image metrics from shared features: names, parsing, and the two backends.
+
+Features of generated and reference images are extracted once per extractor; every metric of
+that extractor reads them. Backend `torch-fidelity` computes with torch-fidelity's own metric
+functions (so numbers equal `torch_fidelity.calculate_metrics` on the same images); backend
+`clean-fid` with clean-fid's `frechet_distance` / `kernel_distance`, and its names carry a
+`_cleanfid` suffix because clean-fid's resizing makes its Inception numbers incomparable with
+ADM's (measuring.md §1).
+
+Names (ARCHITECTURE.md): `fid2k_digits-classifier`, `kid500_inception`, `fd10k_dinov2`,
+`precision2k_digits-classifier`, `isc50k_inception`, `class_consistency2k`,
+`fid2k_digits-classifier_cleanfid`. The sample count is always part of the name.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from suite.errors import SuiteError
+
+KINDS = ("fid", "kid", "isc", "prc", "class_consistency")
+ALIASES = {"is": "isc", "fd": "fid", "precision": "prc", "recall": "prc", "precision_recall": "prc", "pr": "prc"}
+BACKENDS = ("torch-fidelity", "clean-fid")
+_BACKEND_ALIASES = {"torch_fidelity": "torch-fidelity", "torchfidelity": "torch-fidelity", "cleanfid": "clean-fid", "clean_fid": "clean-fid"}
+_FULL = re.compile(r"^(fid|fd|kid|isc|precision|recall)(\d+k?)_([A-Za-z0-9.\-]+?)(_cleanfid)?$")
+_CC = re.compile(r"^class_consistency(\d+k?)$")
+
+
+def count_label(n: int) -> str:
+    """50000 → '50k', 2000 → '2k', 500 → '500', 1500 → '1500'."""
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+def parse_count(s: str) -> int:
+    return int(s[:-1]) * 1000 if s.endswith("k") else int(s)
+
+
+def backend_name(b: str) -> str:
+    b = _BACKEND_ALIASES.get(b, b)
+    if b not in BACKENDS:
+        raise SuiteError(f"eval.backends: unknown backend {b!r}; allowed: {', '.join(BACKENDS)}")
+    return b
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    kind: str  # fid | kid | isc | prc | class_consistency
+    n: int  # generated samples
+    extractor: str | None  # extractor kind as in eval.extractor (auto | inception | dinov2 | <name>); None: class consistency
+    backend: str = "torch-fidelity"
+
+
+def parse_metric(spec: str, default_n: int, default_extractor: str, backends=("torch-fidelity",)) -> list[MetricSpec]:
+    """A short kind (`fid`, with eval.n_samples/extractor/backends) or a full name (`fid2k_inception`)."""
+    s = spec.strip()
+    m = _FULL.match(s)
+    if m:
+        kind = ALIASES.get(m.group(1), m.group(1))
+        return [MetricSpec(kind, parse_count(m.group(2)), m.group(3), "clean-fid" if m.group(4) else "torch-fidelity")]
+    m = _CC.match(s)
+    if m:
+        return [MetricSpec("class_consistency", parse_count(m.group(1)), None)]
+    kind = ALIASES.get(s, s)
+    if kind not in KINDS:
+        raise SuiteError(f"eval.metrics: unknown metric {spec!r}; allowed: {', '.join(KINDS)}, probe, or a full name like fid2k_inception")
+    if kind == "class_consistency":
+        return [MetricSpec(kind, default_n, None)]
+    bs = [backend_name(b) for b in backends]
+    if kind in ("isc", "prc"):  # clean-fid has neither
+        bs = ["torch-fidelity"]
+    return [MetricSpec(kind, default_n, default_extractor, b) for b in bs]
+
+
+def metric_names(kind: str, n: int, extractor_name: str | None, backend: str = "torch-fidelity") -> list[str]:
+    """The logged names for one spec (prc gives two)."""
+    c = count_label(n)
+    if kind == "class_consistency":
+        return [f"class_consistency{c}"]
+    suffix = "_cleanfid" if backend == "clean-fid" else ""
+    if kind == "fid":
+        return [f"{'fd' if extractor_name == 'dinov2' else 'fid'}{c}_{extractor_name}{suffix}"]
+    if kind == "prc":
+        return [f"precision{c}_{extractor_name}{suffix}", f"recall{c}_{extractor_name}{suffix}"]
+    return [f"{kind}{c}_{extractor_name}{suffix}"]
+
+
+# ----------------------------------------------------------------------------- one metric from features
+def _stats64(features: torch.Tensor) -> dict:
+    f = features.double().numpy()
+    return {"mu": f.mean(0), "sigma": np.cov(f, rowvar=False)}
+
+
+def _need_features(ref, kind: str):
+    if ref.features is None:
+        raise SuiteError(f"{kind}: the reference {ref.name} has statistics only, no features")
+    return ref.features
+
+
+def fidelity_metric(kind: str, gen: dict, ref, seed: int = 0) -> dict[str, float]:
+    """torch-fidelity's functions on shared features. gen: {"features": (N, F), "logits": (N, K)}."""
+    from torch_fidelity.metric_fid import fid_statistics_to_metric, KEY_METRIC_FID
+    from torch_fidelity.metric_isc import isc_features_to_metric, KEY_METRIC_ISC_MEAN
+    from torch_fidelity.metric_kid import kid_features_to_metric, KEY_METRIC_KID_MEAN
+    from torch_fidelity.metric_prc import prc_features_to_metric, KEY_METRIC_PRECISION, KEY_METRIC_RECALL
+
+    f1 = gen["features"].float()
+    if kind == "fid":
+        return {"value": fid_statistics_to_metric(_stats64(f1), {"mu": ref.mu.astype(np.float64), "sigma": ref.sigma.astype(np.float64)}, False)[KEY_METRIC_FID]}
+    if kind == "kid":
+        f2 = _need_features(ref, kind).float()
+        size = min(1000, f1.shape[0], f2.shape[0])
+        out = kid_features_to_metric(f1, f2, kid_subset_size=size, rng_seed=seed, verbose=False)
+        return {"value": out[KEY_METRIC_KID_MEAN]}
+    if kind == "isc":
+        if "logits" not in gen:
+            raise SuiteError("isc: the extractor has no logits")
+        return {"value": isc_features_to_metric(gen["logits"].float(), splits=min(10, gen["logits"].shape[0]), rng_seed=seed)[KEY_METRIC_ISC_MEAN]}
+    if kind == "prc":
+        f2 = _need_features(ref, kind).float()
+        out = prc_features_to_metric(f1, f2, verbose=False, save_cpu_ram=max(f1.shape[0], f2.shape[0]) > 20_000)
+        return {"precision": out[KEY_METRIC_PRECISION], "recall": out[KEY_METRIC_RECALL]}
+    raise SuiteError(f"torch-fidelity backend has no metric {kind!r}")
+
+
+def cleanfid_metric(kind: str, gen_features: torch.Tensor, ref_mu, ref_sigma, ref_features, seed: int = 0) -> float:
+    """clean-fid's FID / KID on features (its KID draws from np.random: seeded, then restored)."""
+    from cleanfid import fid as cfid
+
+    f1 = gen_features.double().numpy()
+    if kind == "fid":
+        return float(cfid.frechet_distance(f1.mean(0), np.cov(f1, rowvar=False), ref_mu, ref_sigma))
+    if kind == "kid":
+        if ref_features is None:
+            raise SuiteError("kid: the reference has statistics only, no features")
+        state = np.random.get_state()
+        np.random.seed(seed)
+        try:
+            return float(cfid.kernel_distance(f1, ref_features.double().numpy()))
+        finally:
+            np.random.set_state(state)
+    raise SuiteError(f"clean-fid backend has no metric {kind!r} (it offers fid and kid)")
+
+
+def class_consistency(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-1 agreement of the domain classifier with the labels the samples were generated for."""
+    return float((logits.argmax(1) == labels.to(logits.device)).float().mean())
+
+
+def compute_for_extractor(specs: list[MetricSpec], extractor_name: str, gen: dict, ref, labels=None,
+                          seed: int = 0, cleanfid_side: tuple | None = None) -> dict[str, float]:
+    """All specs of one extractor. `gen` holds features/logits of at least max(n) samples.
+
+    `cleanfid_side` = (gen_features, ref_mu, ref_sigma, ref_features) when clean-fid computes
+    its own features (Inception 'clean' mode); None: clean-fid reads the shared features.
+    """
+    out: dict[str, float] = {}
+    for s in specs:
+        g = {k: v[: s.n] for k, v in gen.items()}
+        if g["features"].shape[0] < s.n:
+            raise SuiteError(f"{s.kind}: {s.n} samples requested, {g['features'].shape[0]} generated")
+        names = metric_names(s.kind, s.n, extractor_name, s.backend)
+        if s.kind == "class_consistency":
+            if "logits" not in g or labels is None:
+                raise SuiteError("class_consistency needs the domain classifier's logits and the sample labels")
+            out[names[0]] = class_consistency(g["logits"], labels[: s.n])
+        elif s.backend == "clean-fid":
+            if cleanfid_side is not None:
+                gf, mu, sigma, rf = cleanfid_side
+                gf = gf[: s.n]
+            else:
+                gf, mu, sigma, rf = g["features"], ref.mu, ref.sigma, ref.features
+            out[names[0]] = cleanfid_metric(s.kind, gf, mu, sigma, rf, seed)
+        else:
+            vals = fidelity_metric(s.kind, g, ref, seed)
+            if s.kind == "prc":
+                out[names[0]], out[names[1]] = vals["precision"], vals["recall"]
+            else:
+                out[names[0]] = vals["value"]
+    return out

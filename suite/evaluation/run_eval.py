@@ -1,0 +1,237 @@
+"""One evaluation of a model: sample with the EMA weights, compute the requested metrics, record
+how (sampler, steps, CFG, label sampling, seed, extractor, reference), save a sample grid.
+
+Used by the trainer (`make_evaluator(cfg, run_dir)` → called every `eval.every_images`) and by
+`suite eval RUN_DIR` (`evaluate_run`). Extractors and reference statistics are built once per
+Evaluator and cached on disk (cache.py), so periodic evaluation pays only for sampling.
+Returned names carry the `eval/` prefix (ARCHITECTURE.md): `eval/fid2k_digits-classifier`,
+`eval/class_consistency2k`, `eval/probe_acc_block3`.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from suite.errors import SuiteError
+from suite.evaluation.metrics import MetricSpec, compute_for_extractor, parse_metric
+
+PREFIX = "eval/"
+
+
+def _is_main() -> bool:
+    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or torch.distributed.get_rank() == 0
+
+
+def plan(cfg, metrics=None, n: int | None = None) -> tuple[dict[str, list[MetricSpec]], bool]:
+    """Requested metrics → ({extractor kind: specs}, whether to run the probe)."""
+    e = cfg.eval
+    names = list(metrics if metrics is not None else e.metrics)
+    n = n or e.n_samples
+    groups: dict[str, list[MetricSpec]] = {}
+    probe = False
+    for m in names:
+        if m.strip() == "probe" or m.strip().startswith("probe_acc"):
+            probe = True
+            continue
+        for s in parse_metric(m, n, e.extractor, e.backends):
+            kind = _extractor_kind(s.extractor if s.extractor is not None else "auto", cfg)
+            groups.setdefault(kind, []).append(s)
+    return groups, probe
+
+
+def _extractor_kind(name: str, cfg) -> str:
+    """Normalise `auto`, `domain`, `<dataset>-classifier` to one key."""
+    if name in ("auto", "domain", f"{cfg.data.name}-classifier"):
+        return "domain"
+    if name in ("inception", "dinov2"):
+        return name
+    raise SuiteError(f"eval: unknown extractor {name!r}; allowed: auto, domain, {cfg.data.name}-classifier, inception, dinov2")
+
+
+class Evaluator:
+    """Callable (model_ema, images_seen) → {`eval/...`: value}; extractors/references built lazily."""
+
+    def __init__(self, cfg, run_dir=None, device=None, metrics=None, n: int | None = None, cache_dir=None):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.device = torch.device(device) if device is not None else None
+        self.groups, self.probe = plan(cfg, metrics, n)
+        self.cache_dir = cache_dir if cache_dir is not None else getattr(cfg.eval, "cache_dir", None)
+        self._extractors: dict = {}
+        self._references: dict = {}
+        self._dataset = None
+
+    # --------------------------------------------------------------- lazily built pieces
+    def dataset(self):
+        if self._dataset is None:
+            from suite.data import build_dataset
+
+            self._dataset = build_dataset(self.cfg.data, "train")
+        return self._dataset
+
+    def extractor(self, kind: str, device):
+        if kind not in self._extractors:
+            from suite.evaluation.extractors import build_extractor
+
+            self._extractors[kind] = build_extractor(kind, self.cfg, device=device, cache_dir=self.cache_dir)
+        return self._extractors[kind]
+
+    def reference(self, kind: str, extractor):
+        if kind not in self._references:
+            from suite.evaluation.reference import adm_reference, dataset_reference
+
+            e = self.cfg.eval
+            if e.reference_npz:
+                self._references[kind] = adm_reference(extractor, e.reference_npz, self.cache_dir,
+                                                       need_features=any(s.kind in ("kid", "prc") for s in self.groups[kind]))
+            else:
+                self._references[kind] = dataset_reference(extractor, self.cfg.data, e.reference_split, None, e.seed, self.cache_dir)
+        return self._references[kind]
+
+    # --------------------------------------------------------------- the evaluation
+    def protocol(self, n_max: int, results: dict) -> dict:
+        """Everything needed to reproduce the numbers, recorded beside them."""
+        from suite.evaluation import _versions
+        from suite.sampling import describe
+
+        e = self.cfg.eval
+        out = {"sampling": {**describe(self.cfg.sampling), "seed": e.seed}, "n_samples": n_max, "metrics": sorted(results),
+               "extractors": {k: {"name": x.name, "fingerprint": x.fingerprint, "weights": x.weights_path} for k, x in self._extractors.items()},
+               "references": {k: r.provenance for k, r in self._references.items()},
+               "backends": list(e.backends), "versions": _versions(), "precision": "fp32"}
+        if self.probe:
+            out["probe"] = {"t": e.probe_t, "blocks": list(e.probe_blocks) or "all", "n_train": e.probe_n_train,
+                            "n_test": e.probe_n_test, "label": "null", "pooling": "mean over tokens",
+                            "classifier": "multinomial logistic regression (L-BFGS, l2=1e-4, standardised features)"}
+        return out
+
+    def __call__(self, model, images_seen: int) -> dict[str, float]:
+        from suite.evaluation.images import generated_to_pixels, save_grid
+        from suite.sampling import sample_images
+
+        start = time.time()
+        e = self.cfg.eval
+        device = self.device or next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        results: dict[str, float] = {}
+        n_max = max((s.n for g in self.groups.values() for s in g), default=0)
+        try:
+            if n_max:
+                x0, labels = sample_images(model, n_max, self.cfg.sampling, device, seed=e.seed, batch_size=e.batch_size)
+                pixels = generated_to_pixels(x0, self.dataset())  # (n, C, H, W) in [-1, 1]
+                for kind, specs in self.groups.items():
+                    ext = self.extractor(kind, device)
+                    ref = self.reference(kind, ext)
+                    gen = ext.extract(pixels)
+                    side = self._cleanfid_inception(kind, specs, pixels, ref, device)
+                    vals = compute_for_extractor(specs, ext.name, gen, ref, labels, e.seed, side)
+                    results.update({PREFIX + k: v for k, v in vals.items()})
+            if self.probe:
+                from suite.evaluation.probe import linear_probe
+
+                accs = linear_probe(model, self.cfg.data, e.probe_blocks, e.probe_t, e.probe_n_train, e.probe_n_test,
+                                    device, e.batch_size, e.seed, getattr(model, "num_classes", None))
+                results.update({f"{PREFIX}probe_acc_block{b}": a for b, a in accs.items()})
+        finally:
+            model.train(was_training)
+        if self.run_dir is not None and _is_main():
+            record = {"images_seen": int(images_seen), "metrics": results, "protocol": self.protocol(n_max, results),
+                      "seconds": round(time.time() - start, 2)}
+            out = self.run_dir / "eval" / f"eval-{int(images_seen):010d}.json"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+            if n_max:
+                save_grid(pixels[:64], self.run_dir / "samples" / f"eval-{int(images_seen):010d}.png")
+        return results
+
+    def _cleanfid_inception(self, kind, specs, pixels, ref, device):
+        """clean-fid with Inception: its own 'clean' resize and TorchScript model on both sides."""
+        if kind != "inception" or not any(s.backend == "clean-fid" for s in specs):
+            return None
+        from suite.evaluation.extractors import CleanFidInception
+        from suite.evaluation.reference import adm_reference, dataset_reference
+
+        e = self.cfg.eval
+        if "cleanfid-inception" not in self._references:
+            cext = CleanFidInception(e.inception_weights, device, e.batch_size)
+            ref_c = (adm_reference(cext, e.reference_npz, self.cache_dir) if e.reference_npz
+                     else dataset_reference(cext, self.cfg.data, e.reference_split, None, e.seed, self.cache_dir))
+            self._extractors["cleanfid-inception"], self._references["cleanfid-inception"] = cext, ref_c
+        cext, ref_c = self._extractors["cleanfid-inception"], self._references["cleanfid-inception"]
+        return cext.features(pixels), ref_c.mu, ref_c.sigma, ref_c.features
+
+
+def make_evaluator(cfg, run_dir=None, device=None, **kw) -> Evaluator:
+    return Evaluator(cfg, run_dir, device, **kw)
+
+
+def evaluate(model, cfg, device, images_seen: int, run_dir=None, **kw) -> dict[str, float]:
+    return Evaluator(cfg, run_dir, device, **kw)(model, images_seen)
+
+
+# --------------------------------------------------------------------------- suite eval RUN_DIR
+def load_run_model(run_dir: Path, checkpoint=None, device="cpu"):
+    """(cfg, EMA model, images_seen) from a run directory's resolved config and a checkpoint."""
+    from suite.config import load_run_config
+    from suite.data import build_dataset
+    from suite.models import build_model
+    from suite.train.checkpoint import LATEST, load_checkpoint
+
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / "config.yaml"
+    if not cfg_path.is_file():
+        raise SuiteError(f"{run_dir} is not a run directory (no config.yaml)")
+    cfg = load_run_config(str(cfg_path))
+    ck_path = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / LATEST
+    if checkpoint and not ck_path.is_file() and (run_dir / "checkpoints" / str(checkpoint)).is_file():
+        ck_path = run_dir / "checkpoints" / str(checkpoint)
+    ck = load_checkpoint(ck_path)
+    ds = build_dataset(cfg.data, "train")
+    model = build_model(cfg.model, ds.image_shape, ds.num_classes)
+    try:
+        model.load_state_dict(ck["ema"])
+    except RuntimeError as e:
+        raise SuiteError(f"checkpoint {ck_path} does not fit {cfg_path} ({str(e).splitlines()[0][:150]})") from None
+    return cfg, model.to(device).eval().requires_grad_(False), int(ck["images_seen"]), ck_path
+
+
+def log_to_run(cfg, run_dir: Path, metrics: dict[str, float], step: int, record_path: Path | None) -> str | None:
+    """Log into the run's own MLflow run at `step` (its status is left as it was)."""
+    from suite.tracking import get_client, resolve_tracking_uri, with_retry
+
+    state_path = Path(run_dir) / "state.json"
+    run_id = json.loads(state_path.read_text()).get("mlflow_run_id") if state_path.is_file() else None
+    if not (cfg.tracking.enabled and run_id):
+        return None
+    from mlflow.entities import Metric, RunTag
+
+    client = get_client(resolve_tracking_uri(cfg.tracking, cfg.train.runs_root))
+    now = int(time.time() * 1000)
+    ms = [Metric(k, float(v), now, int(step)) for k, v in metrics.items()]
+    with_retry(lambda: client.log_batch(run_id, metrics=ms, tags=[RunTag("eval.last_protocol", str(record_path))]))
+    if record_path is not None and record_path.is_file():
+        with_retry(lambda: client.log_artifact(run_id, str(record_path), "eval"))
+    return run_id
+
+
+def evaluate_run(run_dir, n: int | None = None, metrics=None, checkpoint=None, device=None, log: bool = True,
+                 overrides: list[str] | None = None) -> dict[str, float]:
+    """`suite eval`: evaluate a run's EMA weights and log into its MLflow run at its images-seen step."""
+    from suite.config import apply_overrides, config_from_dict, config_to_dict
+
+    run_dir = Path(run_dir)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    cfg, model, images_seen, ck_path = load_run_model(run_dir, checkpoint, dev)
+    if overrides:
+        cfg = config_from_dict(apply_overrides(config_to_dict(cfg), overrides))
+    if metrics is None and not cfg.eval.metrics:
+        raise SuiteError(f"no metrics requested: pass --metrics (e.g. fid kid class_consistency probe) or set eval.metrics in {run_dir / 'config.yaml'}")
+    ev = Evaluator(cfg, run_dir, dev, metrics=metrics, n=n)
+    results = ev(model, images_seen)
+    if log:
+        log_to_run(cfg, run_dir, results, images_seen, run_dir / "eval" / f"eval-{images_seen:010d}.json")
+    return results

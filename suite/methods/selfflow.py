@@ -1,0 +1,142 @@
+"""Self-Flow: Dual-Timestep Scheduling + EMA-teacher representation loss (selfflow.md §2–4).
+
+Training step (t = 1 noise):
+    t, s ~ p(t) iid (B,), unsorted;  m ~ Bernoulli(R_M) (B, N);  τ = where(m, s, t)
+    x1 ~ N(0, I) shared;  x_τ = (1 − τ)·x0 + τ·x1 per token;  τmin = min(t, s)
+    v̂, z_l = student(x_τ, τ, y_dropped);  q = h(z_l)          h: D → 2D → D
+    z_k = stopgrad(teacher(x_τmin, τmin, y_dropped) up to block k)   (raw block output)
+    L = mean‖v̂ − (x1 − x0)‖² + γ · mean(1 − cos(q, z_k))
+
+Every choice is a field, so the paper's ablations are configs (suite/configs/ablations/):
+  gamma=0 (no L_rep) · mask_ratio=0 (single t) · second_time=window (s ∈ [t − 0.2, t]) ·
+  feature_loss=l1 · second_time=per_token (diffusion forcing) · second_time=noise (full masking) ·
+  attention_separation=true (arXiv 2607.02508).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from suite.errors import ConfigError
+from suite.flow import cleaner, interpolate, velocity_target
+from suite.methods.base import FEATURE_LOSSES, Batch, Method, MethodConfig, MethodOutput, Projector, mse
+from suite.methods.registry import register_method
+from suite.models.presets import default_layers
+
+SECOND_TIME_RULES = ("iid", "window", "per_token", "noise")
+TEACHER_TIME_RULES = ("min", "max", "student")
+
+
+@dataclass
+class SelfFlowConfig(MethodConfig):
+    mask_ratio: float = 0.25  # R_M: images 0.25, video 0.10, audio 0.50
+    gamma: float = 0.8  # weight of L_rep
+    student_block: Optional[int] = None  # l (1-indexed); None: round(0.3·depth)
+    teacher_block: Optional[int] = None  # k (1-indexed); None: round(0.7·depth)
+    second_time: str = "iid"  # iid | window (s ∈ [t − window, t]) | per_token (diffusion forcing) | noise (s = 1)
+    window: float = 0.2
+    sort_times: bool = False  # ablation: make the masked tokens always the noisier ones (s ≥ t)
+    teacher_time: str = "min"  # min (cleaner of t, s: the paper) | max | student (same per-token τ)
+    feature_loss: str = "cosine"  # cosine | l1
+    projector_hidden_mult: int = 2  # h: D → mult·D → D
+    attention_separation: bool = False  # masked and unmasked tokens attend only within their group
+
+
+@dataclass
+class DualTimesteps:
+    """What the student and teacher are fed; returned for tests and ablation checks."""
+
+    t: torch.Tensor  # (B,)
+    s: torch.Tensor  # (B,)
+    mask: torch.Tensor  # (B, N) bool, True = token at time s
+    tau: torch.Tensor  # (B, N) per-token student time
+    teacher_t: torch.Tensor  # (B,) or (B, N)
+
+
+@register_method("selfflow", SelfFlowConfig)
+class SelfFlow(Method):
+    needs_ema_teacher = True
+
+    def __init__(self, cfg: SelfFlowConfig, model, time_sampler):
+        super().__init__(cfg, model, time_sampler)
+        if cfg.second_time not in SECOND_TIME_RULES:
+            raise ConfigError(f"method.second_time: {cfg.second_time!r} not allowed; allowed: {', '.join(SECOND_TIME_RULES)}")
+        if cfg.teacher_time not in TEACHER_TIME_RULES:
+            raise ConfigError(f"method.teacher_time: {cfg.teacher_time!r} not allowed; allowed: {', '.join(TEACHER_TIME_RULES)}")
+        if cfg.feature_loss not in FEATURE_LOSSES:
+            raise ConfigError(f"method.feature_loss: {cfg.feature_loss!r} not allowed; allowed: {', '.join(FEATURE_LOSSES)}")
+        if not 0.0 <= cfg.mask_ratio <= 1.0:
+            raise ConfigError(f"method.mask_ratio: must be in [0, 1], got {cfg.mask_ratio}")
+        l, k = default_layers(model.depth)
+        self.student_block = cfg.student_block or l
+        self.teacher_block = cfg.teacher_block or k
+        for key, b in (("student_block", self.student_block), ("teacher_block", self.teacher_block)):
+            if not 1 <= b <= model.depth:
+                raise ConfigError(f"method.{key}: block {b} outside 1..{model.depth}")
+        d = model.hidden_size
+        self.projector = Projector(d, cfg.projector_hidden_mult * d, d, hidden_layers=1)
+
+    @property
+    def uses_rep_loss(self) -> bool:
+        return self.cfg.gamma > 0
+
+    def draw_timesteps(self, batch_size: int, num_tokens: int, device) -> DualTimesteps:
+        """Dual-Timestep Scheduling (§2) with the ablation switches."""
+        c = self.cfg
+        t = self.time_sampler.sample((batch_size,), device=device)  # (B,)
+        if c.second_time == "iid":
+            s = self.time_sampler.sample((batch_size,), device=device)
+        elif c.second_time == "window":  # s ∈ [t − window, t], clamped at data
+            s = (t - c.window * torch.rand(batch_size, device=device)).clamp(min=0.0)
+        elif c.second_time == "noise":  # full masking: masked tokens are pure noise
+            s = torch.ones(batch_size, device=device)
+        else:  # per_token: independent t per token (diffusion forcing)
+            s = t
+        if c.sort_times:
+            t, s = torch.minimum(t, s), torch.maximum(t, s)
+        mask = torch.rand(batch_size, num_tokens, device=device) < c.mask_ratio  # (B, N)
+        if c.second_time == "per_token":
+            tau = self.time_sampler.sample((batch_size, num_tokens), device=device)  # (B, N)
+            mask = torch.ones_like(mask)
+        else:
+            tau = torch.where(mask, s[:, None], t[:, None])  # (B, N)
+        if c.teacher_time == "student":
+            teacher_t = tau
+        elif c.second_time == "per_token":  # the cleanest level present in the sample (guess)
+            teacher_t = tau.amin(dim=1) if c.teacher_time == "min" else tau.amax(dim=1)
+        else:
+            teacher_t = cleaner(t, s) if c.teacher_time == "min" else torch.maximum(t, s)
+        return DualTimesteps(t=t, s=s, mask=mask, tau=tau, teacher_t=teacher_t)
+
+    def teacher_input_time(self, teacher_t: torch.Tensor, model) -> torch.Tensor:
+        """(B,) or (B, N) → what to spread over the data for the teacher's x."""
+        return model.modality.expand_token_values(teacher_t) if teacher_t.dim() == 2 else teacher_t.view(-1, 1, 1, 1)
+
+    def loss(self, batch: Batch, model, ema_model, step: int) -> MethodOutput:
+        c = self.cfg
+        x0 = batch.x0  # (B, C, H, W)
+        core = getattr(model, "module", model)  # DDP-wrapped or not
+        b, n = x0.shape[0], core.num_tokens
+        ts = self.draw_timesteps(b, n, x0.device)
+        x1 = torch.randn_like(x0)  # one shared noise draw for student and teacher
+        x_tau = interpolate(x0, x1, core.modality.expand_token_values(ts.tau))  # (B, C, H, W)
+        y = self.drop_labels(batch.y)  # shared with the teacher
+        groups = ts.mask.long() if c.attention_separation else None
+        taps = (self.student_block,) if self.uses_rep_loss else ()
+        v, hidden = model(x_tau, ts.tau, y, taps=taps, attn_groups=groups)
+        loss_gen = mse(v, velocity_target(x0, x1))
+        terms = {"gen": loss_gen.detach()}
+        loss = loss_gen
+        if self.uses_rep_loss:
+            q = self.projector(hidden[self.student_block])  # (B, N, D)
+            with torch.no_grad():
+                x_teacher = interpolate(x0, x1, self.teacher_input_time(ts.teacher_t, core))
+                _, th = ema_model(x_teacher, ts.teacher_t, y, taps=(self.teacher_block,), stop_after=self.teacher_block)
+                z_k = th[self.teacher_block].detach()  # (B, N, D) raw block output
+            loss_rep = FEATURE_LOSSES[c.feature_loss](q, z_k)
+            loss = loss + c.gamma * loss_rep
+            terms["rep"] = loss_rep.detach()
+        logs = {"mask_frac": ts.mask.float().mean().item(), "t_mean": ts.tau.mean().item()}
+        return MethodOutput(loss=loss, terms=terms, logs=logs)

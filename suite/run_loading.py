@@ -1,0 +1,40 @@
+"""Load a finished (or running) run directory: its resolved config and EMA weights from a checkpoint."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from suite.config import RunConfig, apply_overrides, config_from_dict, read_yaml_config
+from suite.errors import MissingFileError
+
+
+@dataclass
+class LoadedRun:
+    cfg: RunConfig
+    ema: torch.nn.Module
+    images_seen: int
+    device: torch.device
+    run_dir: Path
+    checkpoint: Path
+
+
+def load_run(run_dir, checkpoint=None, overrides=(), device: str = "auto") -> LoadedRun:
+    from suite.data import build_dataset
+    from suite.models import build_model
+    from suite.train.checkpoint import LATEST, load_checkpoint
+
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / "config.yaml"
+    if not cfg_path.is_file():
+        raise MissingFileError(f"not a run directory (no config.yaml): {run_dir}")
+    cfg = config_from_dict(apply_overrides(read_yaml_config(cfg_path), list(overrides)))
+    ckpt_path = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / LATEST
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    ck = load_checkpoint(ckpt_path, map_location=dev)
+    ds = build_dataset(cfg.data, "train")
+    ema = build_model(cfg.model, ds.image_shape, ds.num_classes).to(dev)
+    ema.load_state_dict(ck["ema"])
+    ema.eval().requires_grad_(False)
+    return LoadedRun(cfg, ema, int(ck["images_seen"]), dev, run_dir, ckpt_path)

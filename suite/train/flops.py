@@ -1,0 +1,41 @@
+"""Count, don't guess (measuring.md §5): FLOPs per image with torch.utils.flop_counter.
+
+- backbone: forward + backward of the generator on one batch.
+- total: the method's whole training step (student forward/backward, projectors, EMA-teacher
+  forward up to block k, frozen encoders), so auxiliaries are never hidden in iso-FLOP plots.
+"""
+from __future__ import annotations
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def count_flops(fn) -> float:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+def forward_flops(model, x, t, y, **kw) -> float:
+    with torch.no_grad():
+        return count_flops(lambda: model(x, t, y, **kw))
+
+
+def training_flops_per_image(model, ema, method, batch) -> dict[str, float]:
+    """{'backbone': fwd+bwd of the generator, 'total': the method's step incl. auxiliaries, 'aux': total − backbone}."""
+    b = batch.x0.shape[0]
+    dev = batch.x0.device
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        t = torch.rand(b, device=batch.x0.device)
+
+        def backbone():
+            model(batch.x0, t, batch.y).float().square().mean().backward()
+
+        def total():
+            method.loss(batch, model, ema, 0).loss.backward()
+
+        fb = count_flops(backbone)
+        ft = count_flops(total)
+    model.zero_grad(set_to_none=True)
+    method.zero_grad(set_to_none=True)
+    return {"backbone": fb / b, "total": ft / b, "aux": (ft - fb) / b}

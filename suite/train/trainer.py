@@ -1,0 +1,367 @@
+"""The one training loop. It knows nothing of any method: methods return loss terms, it optimises.
+
+AdamW (lr 1e-4, betas 0.9/0.999, wd 0), grad-clip 1.0, EMA 0.9999 updated every step, bf16
+autocast on CUDA / fp32 on CPU, DDP when launched with several processes. Budgets and intervals
+are in images seen. A run restarted in the same run directory resumes exactly where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from suite.config import RunConfig, config_hash, config_to_dict, dump_config, flatten
+from suite.data import ResumableSampler, build_dataset, collate
+from suite.errors import ConfigError, DivergenceError, SuiteError
+from suite.flow import TimeSampler, broadcast_time, interpolate, velocity_target
+from suite.methods import Batch, build_method
+from suite.models import build_model
+from suite.train import checkpoint as ckpt_io
+from suite.train.distributed import DistInfo, all_reduce_mean, init_distributed
+from suite.train.ema import make_ema, update_ema
+from suite.train.flops import training_flops_per_image
+from suite.train.state import RunState
+
+_ACTIVE = None
+
+
+def active_trainer():
+    """The trainer running in this process (for preemption handlers), or None."""
+    return _ACTIVE
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    images_seen: int
+    final_metrics: dict = field(default_factory=dict)
+    mlflow_run_id: str | None = None
+    status: str = "finished"
+
+
+def resolve_run_dir(cfg: RunConfig, run_dir=None) -> Path:
+    return Path(run_dir or cfg.train.run_dir or Path(cfg.train.runs_root) / cfg.name).resolve()
+
+
+def pick_device(name: str, info: DistInfo) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{info.local_rank}" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device: {name} requested but CUDA is not available here")
+    return torch.device(name)
+
+
+class _Interval:
+    """Fires when images seen crosses a multiple of `every` (0 = never)."""
+
+    def __init__(self, every: int, start: int):
+        self.every, self.last = every, (start // every if every else 0)
+
+    def due(self, images: int) -> bool:
+        if not self.every or images // self.every == self.last:
+            return False
+        self.last = images // self.every
+        return True
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, run_dir=None, callbacks=()):
+        self.cfg, self.callbacks = cfg, list(callbacks)
+        self.run_dir = resolve_run_dir(cfg, run_dir)
+        self.dist = init_distributed()
+        self.device = pick_device(cfg.train.device, self.dist)
+        self.amp_dtype = torch.bfloat16 if (cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and self.device.type == "cuda")) else None
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        if cfg.train.batch_size % self.dist.world_size:
+            raise ConfigError(f"train.batch_size: {cfg.train.batch_size} not divisible by {self.dist.world_size} processes")
+        self.hash = config_hash(cfg)
+        self.state = RunState.open(self.run_dir, self.hash, self.dist.is_main)
+        if self.dist.is_main:
+            (self.run_dir / "config.yaml").write_text(dump_config(cfg))
+
+        torch.manual_seed(cfg.seed * 1000 + self.dist.rank)
+        self.train_set = build_dataset(cfg.data, "train")
+        self.model = build_model(cfg.model, self.train_set.image_shape, self.train_set.num_classes).to(self.device)
+        self.ema = make_ema(self.model)
+        self.time_sampler = TimeSampler(cfg.time)
+        self.method = build_method(cfg.method, self.model, self.time_sampler).to(self.device)
+        params = list(self.model.parameters()) + list(self.method.parameters())
+        o = cfg.optim
+        self.opt = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay, eps=o.eps)
+        self.step, self.images_seen, self.data_position = 0, 0, 0
+        self._resume()
+        self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None) if self.dist.enabled else self.model
+        if cfg.train.compile:
+            self.net = torch.compile(self.net)
+
+    # ------------------------------------------------------------------ checkpoints
+    @property
+    def ckpt_path(self) -> Path:
+        return self.run_dir / "checkpoints" / ckpt_io.LATEST
+
+    def _resume(self) -> None:
+        if not self.ckpt_path.exists():
+            return
+        ck = ckpt_io.load_checkpoint(self.ckpt_path, map_location=self.device)
+        try:
+            self.model.load_state_dict(ck["model"])
+            self.ema.load_state_dict(ck["ema"])
+            self.method.load_state_dict(ck["method"])
+            self.opt.load_state_dict(ck["optimizer"])
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise SuiteError(f"checkpoint {self.ckpt_path} does not fit this config ({str(e).splitlines()[0][:150]})") from None
+        self.step, self.images_seen, self.data_position = int(ck["step"]), int(ck["images_seen"]), int(ck["data_position"])
+        ckpt_io.set_rng_state(ck["rng"][self.dist.rank] if isinstance(ck["rng"], list) else ck["rng"])
+        self.resumed_from = self.images_seen
+
+    def save_checkpoint(self, snapshot: bool = False) -> None:
+        """Write a consistent checkpoint now (safe to call between steps, e.g. from a preemption handler)."""
+        rng = ckpt_io.rng_state()
+        if self.dist.enabled:
+            gathered = [None] * self.dist.world_size
+            torch.distributed.all_gather_object(gathered, rng)
+            rng = gathered
+        if not self.dist.is_main:
+            return
+        obj = {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "method": self.method.state_dict(),
+               "optimizer": self.opt.state_dict(), "step": self.step, "images_seen": self.images_seen,
+               "data_position": self.data_position, "rng": rng, "config_hash": self.hash}
+        ckpt_io.save_atomic(obj, self.ckpt_path)
+        if snapshot:
+            ckpt_io.save_atomic(obj, self.ckpt_path.with_name(f"snapshot-{self.images_seen:010d}.pt"))
+        self.state.update(images_seen=self.images_seen, step=self.step)
+
+    # ------------------------------------------------------------------ pieces of the loop
+    def _batches(self):
+        per_rank = self.cfg.train.batch_size // self.dist.world_size
+        sampler = ResumableSampler(len(self.train_set), self.cfg.seed, self.data_position, self.dist.rank, self.dist.world_size)
+        # Its own generator: creating the loader must not draw from the global RNG (exact resume).
+        loader = DataLoader(self.train_set, batch_size=per_rank, sampler=sampler, collate_fn=collate,
+                            num_workers=self.cfg.train.num_workers, drop_last=True, pin_memory=self.device.type == "cuda",
+                            generator=torch.Generator().manual_seed(self.cfg.seed))
+        for b in loader:
+            yield self._to_batch(b)
+
+    def _to_batch(self, b: dict) -> Batch:
+        return Batch(x0=b["x0"].to(self.device, non_blocking=True), y=b["y"].to(self.device),
+                     pixels=b["pixels"].to(self.device) if "pixels" in b else None, index=b["index"])
+
+    def _lr(self) -> float:
+        o = self.cfg.optim
+        if o.warmup_images and self.images_seen < o.warmup_images:
+            return o.lr * (self.images_seen + self.cfg.train.batch_size) / o.warmup_images
+        return o.lr
+
+    def train_step(self, batch: Batch) -> tuple[dict[str, float], float]:
+        lr = self._lr()
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            out = self.method.loss(batch, self.net, self.ema, self.step)
+        if not torch.isfinite(out.loss):
+            raise DivergenceError(
+                f"loss is {out.loss.item()} at step {self.step} ({self.images_seen} images); "
+                f"the last good checkpoint is kept in {self.ckpt_path.parent}"
+            )
+        self.opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        params = [p for g in self.opt.param_groups for p in g["params"]]
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.optim.grad_clip)
+        self.opt.step()
+        update_ema(self.ema, self.model, self.cfg.optim.ema_decay)
+        self.step += 1
+        self.images_seen += self.cfg.train.batch_size
+        self.data_position += self.cfg.train.batch_size
+        logs = {"train/loss": out.loss.detach(), **{f"train/loss_{k}": v for k, v in out.terms.items()}}
+        logs = {k: all_reduce_mean(v.float(), self.dist).item() for k, v in logs.items()}
+        logs.update({f"train/{k}": v for k, v in out.logs.items()})
+        logs["train/grad_norm"], logs["train/lr"] = float(grad_norm), lr
+        return logs, float(grad_norm)
+
+    @torch.no_grad()
+    def validation_losses(self) -> dict[str, float]:
+        """Vanilla flow-matching loss of the EMA model at fixed t on held-out data, fixed noise:
+        method-independent and far less noisy than FID (measuring.md §6)."""
+        test = build_dataset(self.cfg.data, "test")
+        n = min(self.cfg.train.val_images, len(test))
+        items = collate([test[i] for i in range(n)])
+        x0, y = items["x0"].to(self.device), items["y"].to(self.device)
+        g = torch.Generator().manual_seed(12345)
+        x1 = torch.randn(x0.shape, generator=g).to(self.device)
+        out = {}
+        for t_val in self.cfg.train.val_times:
+            t = torch.full((n,), t_val, device=self.device)
+            losses = []
+            for i in range(0, n, 256):
+                sl = slice(i, i + 256)
+                xt = interpolate(x0[sl], x1[sl], broadcast_time(t[sl], x0[sl]))
+                v = self.ema(xt, t[sl], y[sl])
+                losses.append((v.float() - velocity_target(x0[sl], x1[sl])).square().mean(dim=(1, 2, 3)))
+            out[f"val/loss_t{t_val:g}"] = torch.cat(losses).mean().item()
+        out["val/loss_mean"] = sum(out.values()) / len(out)
+        return out
+
+    def write_samples(self) -> Path | None:
+        from torchvision.utils import save_image
+
+        from suite.sampling import sample_images
+
+        n = 64
+        labels = torch.arange(n) % self.model.num_classes
+        imgs, _ = sample_images(self.ema, n, self.cfg.sampling, self.device, labels=labels)
+        path = self.run_dir / "samples" / f"grid-{self.images_seen:010d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_image((imgs + 1) / 2, path, nrow=8)
+        return path
+
+    def _evaluator(self):
+        if not self.cfg.eval.metrics:
+            return None
+        from suite.evaluation import make_evaluator
+
+        return make_evaluator(self.cfg, self.run_dir)
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> TrainResult:
+        global _ACTIVE
+        _ACTIVE = self
+        cfg, main = self.cfg, self.dist.is_main
+        tags = {"method": cfg.method.name, "preset": cfg.model.preset, "dataset": cfg.data.name,
+                "seed": str(cfg.seed), "config_hash": self.hash, "status": "running"}
+        from suite.tracking import open_tracker
+
+        self.tracker = open_tracker(cfg, self.run_dir, self.state.get("mlflow_run_id"), tags, main)
+        self.state.update(status="running", mlflow_run_id=self.tracker.run_id)
+        evaluator = self._evaluator()
+        batches = self._batches()
+        if self.tracker.resumed:
+            self.tracker.skip_logged_steps()
+            self.tracker.set_tags({"status": "running"})
+        else:
+            self._log_static(self._to_batch(collate([self.train_set[i] for i in range(2)])))
+        self.metrics_log = MetricsLog(self.run_dir / "metrics.jsonl", self.images_seen, main)
+        t = cfg.train
+        log_iv, ckpt_iv = _Interval(t.log_every_images, self.images_seen), _Interval(t.ckpt_every_images, self.images_seen)
+        sample_iv, val_iv = _Interval(t.sample_every_images, self.images_seen), _Interval(t.val_every_images, self.images_seen)
+        eval_iv = _Interval(cfg.eval.every_images, self.images_seen)
+        if self.images_seen == 0:
+            self.save_checkpoint(snapshot=True)  # step 0: what evaluations compare against
+        window: dict[str, list[float]] = {}
+        tic, imgs_at_tic, steps_here = time.perf_counter(), self.images_seen, 0
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=t.total_images, initial=self.images_seen, unit="img", desc=cfg.name,
+                   disable=not (main and t.progress), dynamic_ncols=True, leave=False)
+        status, self._last_eval = "finished", -1
+        try:
+            while self.images_seen < t.total_images:
+                logs, _ = self.train_step(next(batches))
+                steps_here += 1
+                bar.update(t.batch_size)
+                for k, v in logs.items():
+                    window.setdefault(k, []).append(v)
+                if log_iv.due(self.images_seen) or self.images_seen >= t.total_images:
+                    now = time.perf_counter()
+                    metrics = {k: sum(v) / len(v) for k, v in window.items()}
+                    metrics["perf/images_per_s"] = (self.images_seen - imgs_at_tic) / max(now - tic, 1e-9)
+                    window, tic, imgs_at_tic = {}, now, self.images_seen
+                    bar.set_postfix(loss=f"{metrics['train/loss']:.4f}")
+                    self._emit(metrics, "on_log")
+                if val_iv.due(self.images_seen):
+                    self._emit(self.validation_losses(), "on_log")
+                if sample_iv.due(self.images_seen) and main:
+                    self._log_samples()
+                if evaluator and eval_iv.due(self.images_seen):
+                    self._evaluate(evaluator)
+                if ckpt_iv.due(self.images_seen):
+                    self.save_checkpoint()
+                if t.max_steps and steps_here >= t.max_steps and self.images_seen < t.total_images:
+                    status = "interrupted"  # simulated kill: no extra checkpoint, the run stays resumable
+                    break
+            if status == "finished":
+                self.save_checkpoint(snapshot=True)
+                final = self.validation_losses()
+                self._emit(final, "on_log")
+                if evaluator and self._last_eval != self.images_seen:
+                    self._evaluate(evaluator)
+                if main:
+                    self._log_samples()
+        except BaseException as e:
+            status = "pruned" if type(e).__name__ == "TrialPruned" else ("interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
+            if not isinstance(e, DivergenceError):
+                self.save_checkpoint()
+            self._close(status)
+            raise
+        finally:
+            bar.close()
+            _ACTIVE = None
+        self._close(status)
+        return TrainResult(self.run_dir, self.images_seen, self.metrics_log.last, self.tracker.run_id, status)
+
+    def _evaluate(self, evaluator) -> None:
+        self._last_eval = self.images_seen
+        self._emit(evaluator(self.ema, self.images_seen), "on_eval")
+
+    def _emit(self, metrics: dict, hook: str) -> None:
+        self.metrics_log.write(self.images_seen, metrics)
+        self.tracker.log_metrics(metrics, self.images_seen)
+        for cb in self.callbacks:
+            fn = getattr(cb, hook, None)
+            if fn:
+                fn(self.images_seen, metrics)
+
+    def _log_samples(self) -> None:
+        path = self.write_samples()
+        if path and self.cfg.tracking.log_samples:
+            self.tracker.log_artifact(path, "samples")
+
+    def _log_static(self, batch: Batch) -> None:
+        """Params once per run: the resolved config, sizes and FLOPs per image."""
+        flops = training_flops_per_image(self.model, self.ema, self.method, batch)
+        self.flops = flops
+        params = flatten(config_to_dict(self.cfg))
+        params.update({"n_params": sum(p.numel() for p in self.model.parameters()),
+                       "n_params_method": sum(p.numel() for p in self.method.parameters()),
+                       "model.depth_resolved": self.model.depth, "model.hidden_size_resolved": self.model.hidden_size,
+                       "flops_per_image_backbone": flops["backbone"], "flops_per_image_total": flops["total"],
+                       "flops_per_image_aux": flops["aux"], "config_hash": self.hash})
+        self.tracker.log_params(params)
+        self.tracker.log_artifact(self.run_dir / "config.yaml")
+        self.state.update(flops_per_image=flops)
+
+    def _close(self, status: str) -> None:
+        self.state.update(status=status, images_seen=self.images_seen, step=self.step)
+        mlflow_status = {"finished": "FINISHED", "failed": "FAILED", "pruned": "KILLED", "interrupted": "KILLED"}[status]
+        try:
+            self.tracker.set_tags({"status": status})
+            self.tracker.finish(mlflow_status)
+        except Exception:  # tracking must never hide the real outcome of the run
+            pass
+
+
+class MetricsLog:
+    """metrics.jsonl beside the run: one JSON line per logged step (images seen). On resume, lines
+    past the checkpoint are dropped so a redone step is never recorded twice."""
+
+    def __init__(self, path: Path, resume_images: int, enabled: bool):
+        self.path, self.enabled, self.last = path, enabled, {}
+        if enabled and path.exists():
+            kept = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["images_seen"] <= resume_images]
+            path.write_text("".join(ln + "\n" for ln in kept))
+
+    def write(self, images_seen: int, metrics: dict) -> None:
+        self.last.update(metrics)
+        if self.enabled:
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"images_seen": images_seen, **{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}}) + "\n")
+
+
+def train(cfg: RunConfig, run_dir=None, callbacks=()) -> TrainResult:
+    return Trainer(cfg, run_dir, callbacks).run()
