@@ -36,7 +36,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
             f"frechet_distance: shapes do not match (mu {mu1.shape} vs {mu2.shape}, sigma {s1.shape} vs {s2.shape})"
         )
     diff = mu1 - mu2
-    covmean, _ = linalg.sqrtm(s1.dot(s2), disp=False)
+    with warnings.catch_warnings():  # singular products are expected and handled just below
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        covmean = linalg.sqrtm(s1.dot(s2))
     if not np.isfinite(covmean).all():
         warnings.warn(f"frechet_distance: singular product; adding {eps} to the covariance diagonals")
         offset = np.eye(s1.shape[0]) * eps

@@ -32,7 +32,7 @@ class Batch:
 @dataclass
 class MethodOutput:
     loss: torch.Tensor  # scalar to backpropagate
-    terms: dict[str, torch.Tensor] = field(default_factory=dict)  # named loss terms (detached for logging)
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)  # named, unweighted loss terms (graphs kept; tests take their gradients)
     logs: dict[str, float] = field(default_factory=dict)  # anything else worth logging
 
 

@@ -127,7 +127,7 @@ class SelfFlow(Method):
         taps = (self.student_block,) if self.uses_rep_loss else ()
         v, hidden = model(x_tau, ts.tau, y, taps=taps, attn_groups=groups)
         loss_gen = mse(v, velocity_target(x0, x1))
-        terms = {"gen": loss_gen.detach()}
+        terms = {"gen": loss_gen}
         loss = loss_gen
         if self.uses_rep_loss:
             q = self.projector(hidden[self.student_block])  # (B, N, D)
@@ -137,6 +137,6 @@ class SelfFlow(Method):
                 z_k = th[self.teacher_block].detach()  # (B, N, D) raw block output
             loss_rep = FEATURE_LOSSES[c.feature_loss](q, z_k)
             loss = loss + c.gamma * loss_rep
-            terms["rep"] = loss_rep.detach()
+            terms["rep"] = loss_rep
         logs = {"mask_frac": ts.mask.float().mean().item(), "t_mean": ts.tau.mean().item()}
         return MethodOutput(loss=loss, terms=terms, logs=logs)

@@ -83,13 +83,13 @@ class StudySpec:
 class SweepSpec:
     name: str = ""
     description: str = ""
-    base: Union[str, dict, None] = None  # run-config path (relative to the spec), builtin:NAME, or a mapping
+    base: Union[str, dict[str, Any], None] = None  # run-config path (relative to the spec), builtin:NAME, or a mapping
     set: Union[list[str], dict[str, Any]] = field(default_factory=list)
     grid: Optional[dict[str, list[Any]]] = None
     study: Optional[StudySpec] = None
     executor: ExecutorSpec = field(default_factory=ExecutorSpec)
-    dir: Optional[str] = None  # sweep directory; default <train.runs_root>/sweeps/<name>
-    path: Optional[Path] = None  # where the spec was read from (not a YAML key)
+    dir: Optional[str] = None  # sweep directory (relative to the CWD); default <train.runs_root>/sweeps/<name>
+    path = None  # where the spec was read from: a plain attribute, not a YAML key
 
     @property
     def kind(self) -> str:
@@ -117,8 +117,6 @@ def load_sweep_spec(path: str | Path) -> SweepSpec:
 
 def parse_sweep_spec(d: dict, path: Path | None = None) -> SweepSpec:
     where = str(path) if path else "sweep spec"
-    if "path" in d:
-        raise _fail(where, "unknown key 'path'")
     try:
         spec = from_dict(SweepSpec, d)
     except ConfigError as e:

@@ -110,10 +110,10 @@ def create_study(spec, sweep_dir: Path):
                                direction=direction, load_if_exists=True)
 
 
-def load_study(spec, sweep_dir: Path, seed: int):
+def load_study(spec, storage, seed: int):
     import optuna
 
-    return optuna.load_study(study_name=spec.name, storage=open_storage(storage_url(spec, sweep_dir)),
+    return optuna.load_study(study_name=spec.name, storage=storage,
                              sampler=make_sampler(spec.study, seed), pruner=make_pruner(spec.study))
 
 

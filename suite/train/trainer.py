@@ -179,7 +179,7 @@ class Trainer:
         self.step += 1
         self.images_seen += self.cfg.train.batch_size
         self.data_position += self.cfg.train.batch_size
-        logs = {"train/loss": out.loss.detach(), **{f"train/loss_{k}": v for k, v in out.terms.items()}}
+        logs = {"train/loss": out.loss.detach(), **{f"train/loss_{k}": v.detach() for k, v in out.terms.items()}}
         logs = {k: all_reduce_mean(v.float(), self.dist).item() for k, v in logs.items()}
         logs.update({f"train/{k}": v for k, v in out.logs.items()})
         logs["train/grad_norm"], logs["train/lr"] = float(grad_norm), lr

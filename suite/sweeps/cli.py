@@ -1,0 +1,43 @@
+"""`suite sweep SPEC [--executor local|debug|slurm] [--dry-run] [--wait]` and `suite sweep status SPEC`."""
+from __future__ import annotations
+
+import argparse
+
+from suite.errors import SuiteError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", nargs="+", metavar="[status] SPEC",
+                        help="a sweep spec (sweeps/*.yaml); 'status SPEC' prints the table of points")
+    parser.add_argument("--executor", choices=["local", "debug", "slurm"], default=None,
+                        help="override the spec's executor.kind")
+    parser.add_argument("--dry-run", action="store_true", help="validate and print the points and resources; submit nothing")
+    parser.add_argument("--wait", action="store_true", default=None,
+                        help="SLURM: wait until every job has ended (local/debug always wait)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from suite.sweeps import load_sweep_spec, run_sweep, status_sweep
+
+    target = list(args.target)
+    if target[0] == "status":
+        if len(target) != 2:
+            raise SuiteError("usage: suite sweep status SPEC")
+        return status_sweep(load_sweep_spec(target[1]))
+    if len(target) != 1:
+        raise SuiteError(f"expected one sweep spec, got {len(target)}: {' '.join(target)}")
+    return run_sweep(load_sweep_spec(target[0]), kind=args.executor, dry_run=args.dry_run, wait=args.wait)
+
+
+def main(argv=None) -> int:
+    """Stand-alone entry (`python -m suite.sweeps`), same behaviour as `suite sweep`."""
+    import sys
+
+    parser = argparse.ArgumentParser(prog="suite sweep", description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except SuiteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

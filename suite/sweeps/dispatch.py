@@ -1,0 +1,284 @@
+"""`suite sweep SPEC`: submit the units that need it, with Submitit, and record their jobs.
+
+Idempotent: every run recomputes each unit's state (status.py) and submits only the ones that are
+new, failed, lost or interrupted; finished (and pruned) units and units whose job is alive are
+left alone. SLURM: one job array per call (`executor.batch()`), `array_parallelism` at once, and
+the call returns after submission unless `wait`. Local: at most `array_parallelism` processes at
+once, and the call waits. Debug: one after the other, in this process.
+
+Before any job starts, the dispatcher creates the MLflow store and the sweep's parent run (child
+runs point at it with `mlflow.parentRunId` and carry the tag `sweep=<name>`), and the Optuna study
+(concurrent creation of a new SQLite database crashes some of the creators).
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from suite.errors import SuiteError
+from suite.sweeps import plan as P
+from suite.sweeps.spec import ExecutorSpec, SweepSpec, check_executor_kind
+from suite.sweeps.state import SweepDir
+from suite.sweeps.status import UnitStatus, format_table, summary, unit_statuses
+
+Printer = Callable[[str], None]
+
+
+# ----------------------------------------------------------------------------- executors
+def make_executor(e: ExecutorSpec, kind: str, folder: Path, name: str, parallelism: int):
+    import submitit
+
+    kw = {"slurm_max_num_timeout": e.max_requeues} if kind == "slurm" else {}
+    ex = submitit.AutoExecutor(folder=str(folder), cluster=kind, **kw)
+    params = dict(name=name, timeout_min=e.timeout_min, nodes=e.nodes, tasks_per_node=e.tasks_per_node,
+                  cpus_per_task=e.cpus_per_task, gpus_per_node=e.gpus_per_node,
+                  mem_gb=float(e.mem_gb) if e.mem_gb else None)
+    if kind == "slurm":
+        params.update(slurm_partition=e.partition, slurm_account=e.account, slurm_qos=e.qos,
+                      slurm_constraint=e.constraint, slurm_array_parallelism=parallelism,
+                      slurm_signal_delay_s=e.signal_delay_s,
+                      slurm_additional_parameters=dict(e.additional) or None, slurm_setup=list(e.setup) or None)
+    elif kind == "local" and e.setup:
+        params["local_setup"] = list(e.setup)
+    ex.update_parameters(**params)
+    return ex
+
+
+def resources(e: ExecutorSpec, kind: str, parallelism: int) -> str:
+    parts = [f"executor={kind}"]
+    if kind == "slurm":
+        parts += [f"{k}={v}" for k, v in (("partition", e.partition), ("account", e.account), ("qos", e.qos),
+                                           ("constraint", e.constraint)) if v]
+    parts += [f"nodes={e.nodes}", f"tasks/node={e.tasks_per_node}", f"cpus/task={e.cpus_per_task}",
+              f"gpus/node={e.gpus_per_node}", f"mem={e.mem_gb}G" if e.mem_gb else "mem=default",
+              f"time={e.timeout_min}min", f"parallel={parallelism}"]
+    if kind == "slurm" and e.additional:
+        parts.append("sbatch:" + ",".join(f"--{k}={v}" for k, v in e.additional.items()))
+    return " ".join(parts)
+
+
+# ----------------------------------------------------------------------------- tracking
+def ensure_parent_run(spec: SweepSpec, sd: SweepDir, tracking: dict) -> str | None:
+    """The sweep's MLflow parent run: created once (this also creates the store), then reused."""
+    if not tracking.get("enabled", True):
+        return None
+    from suite.tracking import ensure_experiment, get_client, with_retry
+
+    uri, client = tracking["uri"], get_client(tracking["uri"])
+    exp_id = ensure_experiment(client, tracking["experiment"], uri)
+    rid = sd.data.get("parent_run_id")
+    if rid:
+        try:
+            with_retry(lambda: client.get_run(rid))
+            with_retry(lambda: client.update_run(rid, status="RUNNING"))
+            return rid
+        except Exception:  # deleted store or run: make a new parent
+            pass
+    run = with_retry(lambda: client.create_run(exp_id, run_name=spec.name, tags={
+        "sweep": spec.name, "sweep_role": "parent", "sweep_kind": spec.kind,
+        "sweep_spec": str(spec.path or ""), "sweep_dir": str(sd.path)}))
+    sd.data["parent_run_id"] = run.info.run_id
+    sd.data["tracking_uri"] = uri
+    sd.save()
+    return run.info.run_id
+
+
+def finish_parent_run(sd: SweepDir, tracking: dict, statuses: list[UnitStatus]) -> None:
+    rid = sd.data.get("parent_run_id")
+    if not rid or not tracking.get("uri"):
+        return
+    from suite.tracking import get_client, with_retry
+
+    client = get_client(tracking["uri"])
+    counts = {}
+    for s in statuses:
+        counts[s.state] = counts.get(s.state, 0) + 1
+    try:
+        with_retry(lambda: client.set_tag(rid, "sweep_summary", summary(statuses)))
+        done = all(s.state in ("finished", "pruned") for s in statuses)
+        with_retry(lambda: client.set_terminated(rid, status="FINISHED" if done else "FAILED"))
+    except Exception:  # tracking must never hide the sweep's outcome
+        pass
+
+
+# ----------------------------------------------------------------------------- the sweep
+class Sweep:
+    """A spec, its directory and its units: what `run` and `status` work on."""
+
+    def __init__(self, spec: SweepSpec, kind: str | None = None):
+        self.spec = spec
+        self.kind = kind or spec.executor.kind
+        check_executor_kind(spec.executor, self.kind, str(spec.path or spec.name))
+        self.dir = P.sweep_dir(spec)
+        self.sd = SweepDir.open(self.dir, spec.name, spec.kind)
+        self.units = P.plan_units(spec, self.dir)
+        for u in self.units:  # a point keeps the run directory it was first given
+            rec = self.sd.units.get(u.key)
+            if rec and rec.get("run_dir") and u.point is not None:
+                u.run_dir = Path(rec["run_dir"])
+        self.parallelism = spec.study.parallel if spec.study else spec.executor.array_parallelism
+
+    def statuses(self) -> list[UnitStatus]:
+        metric = self.spec.study.metric if self.spec.study else None
+        total = P.base_config(self.spec).train.total_images
+        return unit_statuses(self.spec, self.sd, self.units, metric, total)
+
+    def callable_for(self, unit, tracking: dict, parent: str | None):
+        from suite.sweeps.jobs import TrainPoint, TrialJob
+
+        cpus = self.spec.executor.cpus_per_task
+        if unit.point is not None:
+            return TrainPoint(P.point_config(self.spec, unit, tracking, parent), str(unit.run_dir), cpus)
+        track = {**tracking, "parent_run_id": parent}
+        return TrialJob(self.spec, str(self.dir), unit.slot, P.study_base(self.spec), track, cpus)
+
+    def _register(self, unit) -> None:
+        rec = self.sd.units.setdefault(unit.key, {"jobs": []})
+        rec.update(index=unit.index, label=unit.label, hash=unit.hash,
+                   run_dir=str(unit.run_dir) if unit.run_dir else None)
+        if unit.point is not None:
+            rec["overrides"] = unit.point.overrides
+
+
+def print_plan(sw: Sweep, statuses: list[UnitStatus], out: Printer) -> None:
+    spec = sw.spec
+    out(f"sweep {spec.name} ({spec.kind}, {len(sw.units)} {'points' if spec.grid is not None else 'trials'}) in {sw.dir}")
+    out(f"resources per job: {resources(spec.executor, sw.kind, sw.parallelism)}")
+    if spec.study is not None:
+        s = spec.study
+        from suite.sweeps.study import storage_url
+
+        out(f"study: {s.direction} {s.metric}; sampler={s.sampler} pruner={s.pruner}; "
+            f"n_trials={s.n_trials} parallel={s.parallel}; storage={storage_url(spec, sw.dir)}")
+        for k, p in s.space.items():
+            rng = f"choices={p.choices}" if p.type == "categorical" else f"[{p.low}, {p.high}]" + (" log" if p.log or p.type == "log" else "")
+            out(f"  space {k}: {p.type} {rng}")
+    out(format_table(statuses, study=spec.study is not None))
+    todo = [s for s in statuses if s.needs_submit]
+    out(f"would submit {len(todo)} job(s); {summary(statuses)}")
+
+
+def run_sweep(spec: SweepSpec, kind: str | None = None, dry_run: bool = False, wait: bool | None = None,
+              out: Printer = print, poll_s: float = 2.0) -> int:
+    """Submit what needs submitting; returns 0, or 1 when waiting ended with failed units."""
+    sw = Sweep(spec, kind)
+    statuses = sw.statuses()
+    if dry_run:
+        print_plan(sw, statuses, out)
+        return 0
+    todo = [s.unit for s in statuses if s.needs_submit]
+    if not todo:
+        out(f"sweep {spec.name}: nothing to submit ({summary(statuses)})")
+        return 0 if all(not s.needs_submit for s in statuses) else 1
+    sw.dir.mkdir(parents=True, exist_ok=True)
+    for u in sw.units:
+        sw._register(u)
+    sw.sd.save()
+    tracking = P.tracking_settings(spec)
+    parent = ensure_parent_run(spec, sw.sd, tracking)
+    if spec.study is not None:
+        from suite.sweeps.study import create_study
+
+        create_study(spec, sw.dir)
+    wait = (sw.kind != "slurm") if wait is None else wait
+    out(f"sweep {spec.name}: submitting {len(todo)} job(s) ({resources(spec.executor, sw.kind, sw.parallelism)})")
+    submit = {"slurm": _submit_slurm, "local": _submit_local, "debug": _submit_debug}[sw.kind]
+    submit(sw, todo, tracking, parent, out, poll_s)
+    if not wait:
+        return 0
+    final = wait_for(sw, out, poll_s)
+    finish_parent_run(sw.sd, tracking, final)
+    out(format_table(final, study=spec.study is not None))
+    out(f"sweep {spec.name}: {summary(final)}")
+    return 0 if all(s.state in ("finished", "pruned") for s in final) else 1
+
+
+def _submission_error(e: Exception, kind: str) -> SuiteError:
+    msg = " ".join(str(e).split())
+    for line in str(e).splitlines():
+        if "error" in line.lower():
+            msg = line.strip()
+            break
+    return SuiteError(f"executor: {kind} submission failed: {msg[:300]}")
+
+
+def _submit_slurm(sw: Sweep, todo, tracking, parent, out: Printer, poll_s: float) -> None:
+    ex = make_executor(sw.spec.executor, "slurm", sw.sd.submitit_folder, f"sweep-{sw.spec.name}", sw.parallelism)
+    fns = [sw.callable_for(u, tracking, parent) for u in todo]
+    try:
+        with ex.batch():
+            jobs = [ex.submit(fn) for fn in fns]
+    except Exception as e:  # sbatch's own message: bad partition, account, limits …
+        raise _submission_error(e, "slurm") from None
+    for u, job in zip(todo, jobs):
+        sw.sd.record_job(u.key, job.job_id, "slurm")
+    sw.sd.save()
+    out(f"submitted job array {jobs[0].job_id.split('_')[0]} ({len(jobs)} task(s)); "
+        f"`suite sweep status {sw.spec.path or sw.spec.name}` to follow")
+
+
+def _submit_local(sw: Sweep, todo, tracking, parent, out: Printer, poll_s: float) -> None:
+    """Local processes, at most `parallelism` at once (the local executor itself has no limit)."""
+    ex = make_executor(sw.spec.executor, "local", sw.sd.submitit_folder, f"sweep-{sw.spec.name}", sw.parallelism)
+    queue, running = list(todo), []
+    while queue or running:
+        running = [(u, j) for u, j in running if not j.done()]
+        while queue and len(running) < sw.parallelism:
+            u = queue.pop(0)
+            try:
+                job = ex.submit(sw.callable_for(u, tracking, parent))
+            except Exception as e:
+                raise _submission_error(e, "local") from None
+            sw.sd.record_job(u.key, job.job_id, "local")
+            sw.sd.save()
+            running.append((u, job))
+            out(f"started {u.label} (pid {job.job_id})")
+        if running:
+            time.sleep(poll_s)
+
+
+def _submit_debug(sw: Sweep, todo, tracking, parent, out: Printer, poll_s: float) -> None:
+    """In this process, one after the other; a failing unit is reported and the sweep goes on
+    (on a terminal, Submitit's debug job opens pdb at the failure)."""
+    ex = make_executor(sw.spec.executor, "debug", sw.sd.submitit_folder, f"sweep-{sw.spec.name}", 1)
+    for u in todo:
+        job = ex.submit(sw.callable_for(u, tracking, parent))
+        sw.sd.record_job(u.key, job.job_id, "debug")
+        sw.sd.save()
+        out(f"running {u.label}")
+        if sys.stdin.isatty():
+            try:
+                job.results()
+            except Exception as e:  # noqa: BLE001 - recorded by the run/slot state; keep going
+                out(f"  failed: {type(e).__name__}: {e}")
+        else:
+            err = job.exception()
+            if err is not None:
+                out(f"  failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+
+
+def wait_for(sw: Sweep, out: Printer, poll_s: float = 2.0, timeout_s: float | None = None) -> list[UnitStatus]:
+    """Poll until no unit has a live job; prints a line when the summary changes."""
+    t0, last = time.time(), None
+    while True:
+        statuses = sw.statuses()
+        line = summary(statuses)
+        if line != last:
+            out(f"  {time.strftime('%H:%M:%S')} {line}")
+            last = line
+        if not any(s.alive for s in statuses):
+            return statuses
+        if timeout_s is not None and time.time() - t0 > timeout_s:
+            return statuses
+        time.sleep(poll_s)
+
+
+def status_sweep(spec: SweepSpec, out: Printer = print) -> int:
+    sw = Sweep(spec)
+    statuses = sw.statuses()
+    out(f"sweep {spec.name} in {sw.dir}")
+    out(format_table(statuses, study=spec.study is not None))
+    out(summary(statuses))
+    return 0

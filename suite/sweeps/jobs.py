@@ -1,0 +1,167 @@
+"""The callables Submitit pickles and runs: one grid point, or one Optuna trial.
+
+Both are `submitit.helpers.Checkpointable`. What `checkpoint()` must do, from Submitit's source
+(core/job_environment.py): on the preemption / time-limit signal (USR2, `signal_delay_s` before
+the end) Submitit calls `checkpoint()` in the job's main thread, pickles the DelayedSubmission it
+returns in place of the original submission, requeues the job and exits. Our callables hold no
+training state (the trainer owns it, in the run directory), so `checkpoint()` asks the running
+trainer for a checkpoint *now* and resubmits the same callable with the same arguments; on
+restart `train(cfg, run_dir)` resumes from `run_dir/checkpoints/latest.pt` and reopens the same
+MLflow run. A plain `scontrol requeue` (or a node failure) sends no such signal: the job restarts
+from its original pickle and the trainer's periodic checkpoints bound what is redone; the trainer
+drops metric lines and MLflow steps past the checkpoint, so no step is counted twice.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+import submitit
+
+
+def _job_env() -> dict:
+    try:
+        env = submitit.JobEnvironment()
+        return {"job_id": env.job_id, "rank": env.global_rank}
+    except RuntimeError:  # not inside a Submitit job (tests calling the callable directly)
+        return {"job_id": None, "rank": 0}
+
+
+def _prepare(cfg, cpus: int):
+    """Per-job runtime settings that do not change the computation (excluded from config_hash)."""
+    cfg = copy.deepcopy(cfg)
+    cpus = int(os.environ.get("SLURM_CPUS_PER_TASK", cpus or 0)) or cpus
+    if cpus:
+        cfg.train.threads = min(cfg.train.threads, cpus) if cfg.train.threads else cpus
+    cfg.train.progress = False
+    return cfg
+
+
+def _record_attempt(run_dir: Path, **extra) -> None:
+    """run_dir/attempts.jsonl: one line per start of this point (requeues show up as extra lines)."""
+    from suite.train import read_state
+
+    env = _job_env()
+    if env["rank"] != 0:
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    st = read_state(run_dir)
+    line = {"time": time.time(), "host": socket.gethostname(), "job_id": env["job_id"],
+            "images_seen_at_start": int(st.get("images_seen", 0)), **extra}
+    with open(run_dir / "attempts.jsonl", "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def _checkpoint_active_trainer() -> None:
+    from suite.train import active_trainer
+
+    trainer = active_trainer()
+    if trainer is not None:
+        trainer.save_checkpoint()
+
+
+class TrainPoint(submitit.helpers.Checkpointable):
+    """One grid point: train (or resume) `cfg` in `run_dir`."""
+
+    def __init__(self, cfg, run_dir: str, cpus: int = 0):
+        self.cfg, self.run_dir, self.cpus = cfg, str(run_dir), cpus
+
+    def __call__(self) -> dict:
+        from suite.train import train
+
+        run_dir = Path(self.run_dir)
+        _record_attempt(run_dir)
+        result = train(_prepare(self.cfg, self.cpus), run_dir)
+        return {"status": result.status, "images_seen": result.images_seen,
+                "mlflow_run_id": result.mlflow_run_id, "final_metrics": result.final_metrics}
+
+    def checkpoint(self, *args, **kwargs):
+        _checkpoint_active_trainer()
+        return super().checkpoint(*args, **kwargs)
+
+
+class TrialJob(submitit.helpers.Checkpointable):
+    """One Optuna trial in slot `slot`: ask (or resume) a trial, train it, tell the study."""
+
+    def __init__(self, spec, sweep_dir: str, slot: int, base: dict, tracking: dict, cpus: int = 0):
+        self.spec, self.sweep_dir, self.slot = spec, str(sweep_dir), slot
+        self.base, self.tracking, self.cpus = base, tracking, cpus
+
+    def _trial(self):
+        """The slot's running trial (resumed), or a new one asked from the sampler."""
+        import optuna
+
+        from suite.sweeps import study as S
+
+        sweep_dir = Path(self.sweep_dir)
+        rec = S.read_slot(sweep_dir, self.slot)
+        attempt = len(rec.get("previous", [])) + (1 if rec.get("state") == "FAIL" else 0)
+        storage = S.open_storage(S.storage_url(self.spec, sweep_dir))
+        # A seed per slot (and per retry of a slot): identical seeds would make every job ask the same point.
+        study = S.load_study(self.spec, storage, seed=self.spec.study.seed + self.slot + 1000 * attempt)
+        if rec.get("trial_id") is not None and rec.get("state") != "FAIL":
+            frozen = storage.get_trial(rec["trial_id"])
+            if frozen.state == optuna.trial.TrialState.RUNNING:
+                return study, optuna.trial.Trial(study, rec["trial_id"]), rec, True
+            if frozen.state.is_finished():
+                return study, None, rec, False
+        trial = study.ask(S.distributions(self.spec.study))
+        previous = rec.get("previous", []) + ([{k: rec[k] for k in ("trial_number", "state") if k in rec}] if rec else [])
+        rec = {"slot": self.slot, "trial_id": trial._trial_id, "trial_number": trial.number,
+               "params": trial.params, "state": "RUNNING", "previous": previous}
+        return study, trial, rec, False
+
+    def __call__(self) -> dict:
+        import optuna
+
+        from suite.config import config_hash, load_run_config
+        from suite.sweeps import study as S
+        from suite.sweeps.spec import override
+        from suite.train import train
+
+        sweep_dir = Path(self.sweep_dir)
+        study, trial, rec, resumed = self._trial()
+        if trial is None:  # the slot's trial already finished (a duplicate submission)
+            return rec
+        metric = self.spec.study.metric
+        overrides = [override(k, v) for k, v in trial.params.items()]
+        cfg = load_run_config(self.base, overrides)
+        h = config_hash(cfg)
+        run_dir = sweep_dir / "runs" / f"trial-{trial.number:03d}-{h[:8]}"
+        cfg.name = f"{self.spec.name}-trial{trial.number:03d}"
+        cfg.tracking = dataclasses.replace(cfg.tracking, **self.tracking)
+        cfg.tracking.tags = {**cfg.tracking.tags, "sweep": self.spec.name, "sweep_point": h,
+                             "optuna_trial": str(trial.number), "optuna_slot": str(self.slot)}
+        cfg.train.run_dir = str(run_dir)
+        rec.update(run_dir=str(run_dir), hash=h)
+        S.write_slot(sweep_dir, self.slot, rec)
+        trial.set_user_attr("run_dir", str(run_dir))
+        _record_attempt(run_dir, trial=trial.number, resumed_trial=resumed)
+        try:
+            result = train(_prepare(cfg, self.cpus), run_dir, callbacks=[S.PruningCallback(trial, metric)])
+            value = S.objective_value(result.final_metrics, metric)
+        except optuna.TrialPruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            rec["state"] = "PRUNED"
+            S.write_slot(sweep_dir, self.slot, rec)
+            return rec
+        except BaseException as e:
+            if isinstance(e, SystemExit):  # Submitit's requeue exit: the trial stays RUNNING and resumes
+                raise
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            rec.update(state="FAIL", error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300])
+            S.write_slot(sweep_dir, self.slot, rec)
+            raise
+        study.tell(trial, value)
+        rec.update(state="COMPLETE", value=value, images_seen=result.images_seen, mlflow_run_id=result.mlflow_run_id)
+        S.write_slot(sweep_dir, self.slot, rec)
+        return rec
+
+    def checkpoint(self, *args, **kwargs):
+        _checkpoint_active_trainer()
+        return super().checkpoint(*args, **kwargs)

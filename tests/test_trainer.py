@@ -1,0 +1,126 @@
+"""End-to-end trainer behaviour on CPU: exact resume, learning, MLflow logging, clear failures."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from suite.config import load_run_config
+from suite.errors import CheckpointError, DivergenceError
+from suite.train import train
+
+
+def losses_by_step(run_dir: Path) -> dict[int, float]:
+    rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {r["images_seen"]: r["train/loss"] for r in rows if "train/loss" in r}
+
+
+def mlflow_history(run_dir: Path, key: str):
+    from mlflow.tracking import MlflowClient
+
+    state = json.loads((run_dir / "state.json").read_text())
+    client = MlflowClient(f"sqlite:///{run_dir.parent / 'mlflow.db'}")
+    return client, state["mlflow_run_id"], [m.step for m in client.get_metric_history(state["mlflow_run_id"], key)]
+
+
+def test_killed_and_resumed_run_matches_uninterrupted(tiny_cfg, tmp_path):
+    full = train(load_run_config(tiny_cfg(name="full")))
+    # "kill" after 13 steps: the last checkpoint is at step 10 (320 images); steps 11–13 are redone
+    part = train(load_run_config(tiny_cfg(name="killed", **{"train.max_steps": 13})))
+    assert part.status == "interrupted" and part.images_seen == 13 * 32
+    resumed = train(load_run_config(tiny_cfg(name="killed")))
+    assert resumed.status == "finished" and resumed.images_seen == full.images_seen == 640
+    a, b = losses_by_step(full.run_dir), losses_by_step(resumed.run_dir)
+    assert sorted(a) == sorted(b) == list(range(32, 641, 32))  # every step once, none twice
+    np.testing.assert_allclose([b[k] for k in sorted(b)], [a[k] for k in sorted(a)], rtol=1e-5, atol=1e-6)
+    # one MLflow run, no duplicated steps
+    _, run_id, steps = mlflow_history(resumed.run_dir, "train/loss")
+    assert run_id == part.mlflow_run_id == resumed.mlflow_run_id
+    assert steps and len(steps) == len(set(steps)) == 20
+
+
+def test_training_on_digits_learns_and_logs_everything(tiny_cfg):
+    cfg = load_run_config(tiny_cfg(name="learn", **{"train.total_images": 6400, "train.log_every_images": 640,
+                                                     "train.ckpt_every_images": 3200, "data.image_size": 8}))
+    res = train(cfg)
+    rows = [json.loads(l) for l in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
+    train_losses = [r["train/loss_gen"] for r in rows if "train/loss_gen" in r]
+    assert train_losses[-1] < 0.8 * train_losses[0]
+    client, run_id, steps = mlflow_history(res.run_dir, "train/loss")
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert {"method", "preset", "dataset", "seed", "config_hash"} <= set(run.data.tags)
+    assert run.data.params["method.gamma"] == "0.8" and float(run.data.params["flops_per_image_total"]) > float(run.data.params["flops_per_image_backbone"])
+    for key in ("train/loss_gen", "train/loss_rep", "train/grad_norm", "train/lr", "perf/images_per_s", "val/loss_t0.5"):
+        assert key in run.data.metrics, key
+    assert max(steps) == 6400  # steps are images seen
+    arts = [a.path for a in client.list_artifacts(run_id, "samples")]
+    assert arts, "no sample grid logged"
+    grid = sorted((res.run_dir / "samples").glob("grid-*.png"))[-1]
+    img = np.asarray(Image.open(grid))
+    assert img.ndim >= 2 and img.shape[0] >= 8 and img.std() > 1  # an image, not a constant
+    assert (res.run_dir / "config.yaml").exists() and (res.run_dir / "checkpoints" / "latest.pt").exists()
+
+
+def test_nan_loss_stops_with_clear_error_and_keeps_checkpoint(tiny_cfg):
+    cfg = load_run_config(tiny_cfg(name="nan", **{"optim.lr": 1e30, "optim.grad_clip": 1e30}))
+    with pytest.raises(DivergenceError, match="loss is"):
+        train(cfg)
+    run_dir = Path(cfg.train.runs_root) / "nan"
+    assert (run_dir / "checkpoints" / "latest.pt").exists()
+    assert json.loads((run_dir / "state.json").read_text())["status"] == "failed"
+
+
+def test_corrupt_checkpoint_is_reported_not_overwritten(tiny_cfg):
+    cfg = load_run_config(tiny_cfg(name="corrupt", **{"train.max_steps": 1}))
+    train(cfg)
+    ck = Path(cfg.train.runs_root) / "corrupt" / "checkpoints" / "latest.pt"
+    ck.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="unreadable"):
+        train(cfg)
+    assert ck.read_bytes() == b"not a checkpoint"
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "suite.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["train", "builtin:demo-digits", "--set", "train.bogus=1"], "unknown config key 'train.bogus'"),
+    (["train", "builtin:demo-digits", "--set", "optim.lr=fast"], "optim.lr: expected a number"),
+    (["train", "builtin:demo-digits", "--set", "method.name=nope"], "method.name: unknown method 'nope'"),
+    (["train", "missing.yaml"], "config file not found: missing.yaml"),
+    (["train", "builtin:demo-digits", "--set", "model.preset=SiT-Huge/2"], "model.preset: unknown preset"),
+    (["sample", "/nonexistent/run", "--out", "x"], "not a run directory"),
+])
+def test_bad_input_gives_one_clear_line_and_nonzero_exit(args, needle, tmp_path):
+    r = run_cli(*args, cwd=tmp_path)
+    assert r.returncode == 2
+    assert needle in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_cli_train_then_sample(tiny_cfg, tmp_path):
+    import yaml
+
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(tiny_cfg(name="cli", **{"train.total_images": 128})))
+    r = run_cli("train", str(cfg_path), "--set", "method.name=vanilla", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    run_dir = tmp_path / "runs" / "cli"
+    r = run_cli("sample", str(run_dir), "--n", "6", "--out", str(tmp_path / "samples"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    pngs = sorted((tmp_path / "samples").glob("0*.png"))
+    assert len(pngs) == 6 and Image.open(pngs[0]).size == (8, 8)
+
+
+def test_run_dir_refuses_a_different_config(tiny_cfg):
+    from suite.errors import ConfigError
+
+    train(load_run_config(tiny_cfg(name="same", **{"train.max_steps": 1})))
+    with pytest.raises(ConfigError, match="another config"):
+        train(load_run_config(tiny_cfg(name="same", **{"optim.lr": 0.5, "train.max_steps": 1})))
