@@ -38,6 +38,7 @@ class MethodOutput:
 
 class Method(nn.Module):
     needs_ema_teacher = False  # whether loss() reads the EMA model
+    per_token_timesteps = False  # whether the student gets (B, N) times (adaLN then runs per token)
 
     def __init__(self, cfg: MethodConfig, model: nn.Module, time_sampler):
         super().__init__()

@@ -58,6 +58,7 @@ class DualTimesteps:
 @register_method("selfflow", SelfFlowConfig)
 class SelfFlow(Method):
     needs_ema_teacher = True
+    per_token_timesteps = True
 
     def __init__(self, cfg: SelfFlowConfig, model, time_sampler):
         super().__init__(cfg, model, time_sampler)

@@ -22,11 +22,18 @@ def forward_flops(model, x, t, y, **kw) -> float:
 
 
 def training_flops_per_image(model, ema, method, batch) -> dict[str, float]:
-    """{'backbone': fwd+bwd of the generator, 'total': the method's step incl. auxiliaries, 'aux': total − backbone}."""
+    """{'backbone': fwd+bwd of the generator as the method runs it, 'total': the method's whole step,
+    'aux': total − backbone (teachers, encoders, projectors)}.
+
+    With per-token timesteps the adaLN modulations run once per token, not once per image
+    (measuring.md §5), so the backbone is counted with (B, N) times for such methods.
+    """
     b = batch.x0.shape[0]
     dev = batch.x0.device
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-        t = torch.rand(b, device=batch.x0.device)
+        t = torch.rand(b, device=dev)
+        if method.per_token_timesteps:
+            t = t[:, None].expand(b, model.num_tokens).contiguous()  # (B, N)
 
         def backbone():
             model(batch.x0, t, batch.y).float().square().mean().backward()
