@@ -118,7 +118,7 @@ def sample_images(model, n: int, sampling_cfg, device, seed: int | None = None, 
     g = torch.Generator().manual_seed(c.seed if seed is None else seed)
     if labels is None:
         labels = draw_labels(n, model.num_classes, c.label_sampling, g)
-    shape = (model.in_channels, model.modality.input_size, model.modality.input_size)
+    shape = model.modality.data_shape
     v = guided(model, c.cfg_scale, tuple(c.guidance_interval))
     out = []
     for start in tqdm(range(0, n, batch_size), desc="sampling", disable=not progress, leave=False):

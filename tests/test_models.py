@@ -81,3 +81,31 @@ def test_patchify_roundtrip_and_token_expansion():
     img = m.modality.expand_token_values(vals)  # (1, 1, 8, 8)
     assert img.shape == (1, 1, 8, 8)
     assert img[0, 0, 0, 0] == 0 and img[0, 0, 0, 2] == 1 and img[0, 0, 2, 0] == m.modality.grid
+
+
+@pytest.mark.parametrize("shape", [(4, 16), (3, 4, 8, 8)], ids=["audio", "video"])
+def test_other_modalities_roundtrip_and_train_with_selfflow(shape):
+    from suite.flow import TimeSampler, TimeSamplerConfig
+    from suite.methods import Batch
+    from suite.methods.selfflow import SelfFlow, SelfFlowConfig
+    from suite.train.ema import make_ema
+
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(preset="SiT-Nano/2", hidden_size=32, depth=4, num_heads=2), shape, 3)
+    x = torch.randn(2, *shape)
+    tokens = torch.randn(2, m.num_tokens, m.modality.out_dim)
+    # unpatchify is the inverse of the patch layout: a per-token value lands on exactly its patch
+    vals = torch.arange(m.num_tokens, dtype=torch.float).expand(2, -1)
+    spread = m.modality.expand_token_values(vals)
+    assert spread.shape == (2, 1, *shape[1:]) and spread.unique().numel() == m.num_tokens
+    assert m.modality.unpatchify(tokens).shape == x.shape
+    t = torch.rand(2)
+    for p in m.parameters():
+        if p.abs().sum() == 0:
+            torch.nn.init.normal_(p, std=0.1)
+    torch.testing.assert_close(m(x, t[:, None].expand(2, m.num_tokens).contiguous(), torch.tensor([0, 1])),
+                               m(x, t, torch.tensor([0, 1])), rtol=1e-5, atol=1e-6)
+    method = SelfFlow(SelfFlowConfig(name="selfflow"), m, TimeSampler(TimeSamplerConfig()))
+    out = method.loss(Batch(x0=x, y=torch.tensor([0, 2])), m, make_ema(m), 0)
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and set(out.terms) == {"gen", "rep"}

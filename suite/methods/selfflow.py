@@ -20,7 +20,7 @@ from typing import Optional
 import torch
 
 from suite.errors import ConfigError
-from suite.flow import cleaner, interpolate, velocity_target
+from suite.flow import broadcast_time, cleaner, interpolate, velocity_target
 from suite.methods.base import FEATURE_LOSSES, Batch, Method, MethodConfig, MethodOutput, Projector, mse
 from suite.methods.registry import register_method
 from suite.models.presets import default_layers
@@ -111,13 +111,13 @@ class SelfFlow(Method):
             teacher_t = cleaner(t, s) if c.teacher_time == "min" else torch.maximum(t, s)
         return DualTimesteps(t=t, s=s, mask=mask, tau=tau, teacher_t=teacher_t)
 
-    def teacher_input_time(self, teacher_t: torch.Tensor, model) -> torch.Tensor:
+    def teacher_input_time(self, teacher_t: torch.Tensor, model, x0: torch.Tensor) -> torch.Tensor:
         """(B,) or (B, N) → what to spread over the data for the teacher's x."""
-        return model.modality.expand_token_values(teacher_t) if teacher_t.dim() == 2 else teacher_t.view(-1, 1, 1, 1)
+        return model.modality.expand_token_values(teacher_t) if teacher_t.dim() == 2 else broadcast_time(teacher_t, x0)
 
     def loss(self, batch: Batch, model, ema_model, step: int) -> MethodOutput:
         c = self.cfg
-        x0 = batch.x0  # (B, C, H, W)
+        x0 = batch.x0  # (B, C, H, W) images; (B, C, T, H, W) video; (B, C, L) audio
         core = getattr(model, "module", model)  # DDP-wrapped or not
         b, n = x0.shape[0], core.num_tokens
         ts = self.draw_timesteps(b, n, x0.device)
@@ -133,7 +133,7 @@ class SelfFlow(Method):
         if self.uses_rep_loss:
             q = self.projector(hidden[self.student_block])  # (B, N, D)
             with torch.no_grad():
-                x_teacher = interpolate(x0, x1, self.teacher_input_time(ts.teacher_t, core))
+                x_teacher = interpolate(x0, x1, self.teacher_input_time(ts.teacher_t, core, x0))
                 _, th = ema_model(x_teacher, ts.teacher_t, y, taps=(self.teacher_block,), stop_after=self.teacher_block)
                 z_k = th[self.teacher_block].detach()  # (B, N, D) raw block output
             loss_rep = FEATURE_LOSSES[c.feature_loss](q, z_k)

@@ -21,12 +21,12 @@ def model_dims(model_cfg) -> dict:
     return dims
 
 
-def build_model(model_cfg, data_shape: tuple[int, int, int], num_classes: int) -> SiT:
-    """data_shape = (C, H, W) of what the generator learns (pixels or latents)."""
-    c, h, w = data_shape
+def build_model(model_cfg, data_shape: tuple[int, ...], num_classes: int) -> SiT:
+    """data_shape = what the generator learns: (C, H, W) images/latents, (C, T, H, W) video, (C, L) audio."""
     dims = model_dims(model_cfg)
-    if h != w or h % dims["patch_size"]:
+    try:
+        return SiT(data_shape=tuple(data_shape), num_classes=num_classes, **dims)
+    except ValueError as e:
         from suite.errors import ConfigError
 
-        raise ConfigError(f"model.patch_size: {dims['patch_size']} does not tile a {h}×{w} input")
-    return SiT(input_size=h, in_channels=c, num_classes=num_classes, **dims)
+        raise ConfigError(f"model.patch_size: {e}") from None

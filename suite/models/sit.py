@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from suite.models.modality import ImageModality, timestep_frequencies
+from suite.models.modality import make_modality, timestep_frequencies
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -77,7 +77,7 @@ class FinalLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         shift, scale = self.adaLN_modulation(c).chunk(2, dim=-1)
-        return self.linear(modulate(self.norm_final(x), shift, scale))  # (B, N, p·p·C)
+        return self.linear(modulate(self.norm_final(x), shift, scale))  # (B, N, patch volume · C)
 
 
 def group_attention_mask(groups: torch.Tensor) -> torch.Tensor:
@@ -88,8 +88,7 @@ def group_attention_mask(groups: torch.Tensor) -> torch.Tensor:
 class SiT(nn.Module):
     def __init__(
         self,
-        input_size: int,
-        in_channels: int,
+        data_shape: tuple[int, ...],
         num_classes: int,
         hidden_size: int,
         depth: int,
@@ -100,10 +99,10 @@ class SiT(nn.Module):
         super().__init__()
         if hidden_size % num_heads:
             raise ValueError(f"hidden size {hidden_size} not divisible by {num_heads} heads")
-        self.in_channels, self.num_classes = in_channels, num_classes
+        self.data_shape, self.in_channels, self.num_classes = tuple(data_shape), data_shape[0], num_classes
         self.hidden_size, self.depth, self.num_heads, self.patch_size = hidden_size, depth, num_heads, patch_size
         self.null_class = num_classes
-        self.modality = ImageModality(input_size, patch_size, in_channels, hidden_size)
+        self.modality = make_modality(self.data_shape, patch_size, hidden_size)  # image / video / audio
         self.num_tokens = self.modality.num_tokens
         self.t_embedder = TimestepEmbedder(hidden_size)
         self.y_embedder = nn.Embedding(num_classes + 1, hidden_size)  # last row: null class
@@ -147,7 +146,7 @@ class SiT(nn.Module):
         stop_after: int | None = None,
         attn_groups: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor | None, dict[int, torch.Tensor]]:
-        """Velocity (B, C, H, W) and the hidden states after the requested blocks (1-indexed).
+        """Velocity (same shape as x) and the hidden states after the requested blocks (1-indexed).
 
         `stop_after=k` runs blocks 1..k only (teachers) and returns velocity None.
         `attn_groups` (B, N) restricts attention to tokens of the same group.
@@ -163,7 +162,7 @@ class SiT(nn.Module):
                 hidden[i] = h
         if stop_after is not None:
             return None, hidden
-        out = self.final_layer(h, c)  # (B, N, p·p·C)
+        out = self.final_layer(h, c)  # (B, N, patch volume · C)
         return self.modality.unpatchify(out), hidden
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, taps=None, stop_after=None, attn_groups=None):

@@ -147,8 +147,14 @@ class Point:
 
 
 def override(key: str, value: Any) -> str:
-    """`key=value` with the value as JSON (valid YAML), so strings, lists and floats survive."""
-    return f"{key}={json.dumps(value)}"
+    """`key=value` with the value in YAML flow style, so `apply_overrides` reads back exactly this
+    value (JSON would not do: YAML reads JSON's `1e-06` as a string)."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**9).strip()
+    if text.endswith("\n..."):
+        text = text[: -len("\n...")]
+    elif text.endswith("..."):
+        text = text[:-3].strip()
+    return f"{key}={text}"
 
 
 def set_overrides(spec: SweepSpec) -> list[str]:
