@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     except SuiteError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `suite ... | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted; the run's last checkpoint is kept and a re-run resumes from it", file=sys.stderr)
         return 130

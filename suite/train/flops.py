@@ -11,7 +11,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 
 def count_flops(fn) -> float:
-    with FlopCounterMode(display=False) as counter:
+    """FLOPs of fn(). Attention runs on the plain-maths kernel here: the counter has no formula for
+    the fused CPU kernel, which would silently drop attention from the count."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         fn()
     return float(counter.get_total_flops())
 
