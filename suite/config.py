@@ -36,6 +36,7 @@ class DataConfig:
     test_fraction: float = 0.2  # held-out split of built-in data
     seed: int = 0  # data generation / split seed
     hflip: bool = False  # random horizontal flips (never for digits)
+    vae: Optional[str] = None  # latents: local AutoencoderKL directory, to decode samples for image metrics
 
 
 @dataclass
@@ -110,6 +111,8 @@ class EvalConfig:
     probe_n_train: int = 1000
     probe_n_test: int = 400
     seed: int = 0
+    cache_dir: Optional[str] = None  # None: $SUITE_CACHE, else ~/.cache/selfflow-suite (domain classifiers, reference stats)
+    classifier_steps: int = 600  # domain-classifier training steps (part of its cache key)
 
 
 @dataclass

@@ -65,6 +65,10 @@ def test_latent_shards_with_a_tiny_random_vae(tmp_path):
     item = lat[7]
     assert item["x0"].shape == (4, 8, 8) and lat.num_classes == 2
     torch.testing.assert_close(item["pixels"], folder[7]["pixels"], atol=1 / 127.5, rtol=0)  # raw pixels ride along
+    with pytest.raises(Exception, match="data.vae"):
+        lat.to_pixels(item["x0"][None])
+    decoded = build_dataset(DataConfig(name="latents", root=str(tmp_path / "lat"), vae=str(tmp_path / "vae")), "train").to_pixels(item["x0"][None])
+    assert decoded.shape == (1, 3, 16, 16) and decoded.abs().max() <= 1  # samples decode for image metrics
 
 
 def test_missing_data_and_weights_name_the_file(tmp_path):

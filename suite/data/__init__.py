@@ -60,7 +60,7 @@ def build_dataset(data_cfg, split: str = "train") -> Dataset:
     elif name == "latents":
         if not data_cfg.root:
             raise ConfigError("data.root: the 'latents' dataset needs data.root=<dir of shard-*.pt>")
-        full = LatentShardDataset(data_cfg.root)
+        full = LatentShardDataset(data_cfg.root, data_cfg.vae)
     else:
         raise ConfigError(f"data.name: unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
     if split == "all" or data_cfg.test_fraction <= 0:

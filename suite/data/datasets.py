@@ -72,8 +72,8 @@ class LatentShardDataset(Dataset):
     images that belong to each latent.
     """
 
-    def __init__(self, root: str):
-        self.root = Path(root)
+    def __init__(self, root: str, vae_path: str | None = None):
+        self.root, self.vae_path, self._vae = Path(root), vae_path, None
         shards = sorted(self.root.glob("shard-*.pt")) if self.root.is_dir() else []
         if not shards:
             raise MissingFileError(f"data.root: no latent shards (shard-*.pt) in {root}; write them with `suite data encode`")
@@ -89,6 +89,21 @@ class LatentShardDataset(Dataset):
 
     def __len__(self) -> int:
         return self.latents.shape[0]
+
+    @torch.no_grad()
+    def to_pixels(self, x0: torch.Tensor) -> torch.Tensor:
+        """Generated latents (B, C, h, w) → pixels (B, 3, H, W) in [-1, 1] through the VAE decoder (data.vae)."""
+        if self.vae_path is None:
+            from suite.errors import ConfigError
+
+            raise ConfigError("data.vae: image metrics on latents need the VAE decoder; set data.vae=<AutoencoderKL directory>")
+        if self._vae is None:
+            from suite.data.latents import load_vae
+
+            self._vae = load_vae(self.vae_path, "cpu")
+        scale = float(getattr(self._vae.config, "scaling_factor", 0.18215))
+        out = [self._vae.decode(x0[i:i + 32].float().cpu() / scale).sample for i in range(0, x0.shape[0], 32)]
+        return torch.cat(out).clamp(-1, 1)
 
     def __getitem__(self, i: int) -> dict:
         item = {"x0": self.latents[i], "y": int(self.labels[i]), "index": i}

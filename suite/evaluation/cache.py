@@ -7,7 +7,9 @@ several sweep workers may fill the same entry at once, and the last complete wri
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
+import fcntl
 import hashlib
 import json
 import os
@@ -37,6 +39,20 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def entry_lock(path: Path):
+    """Exclusive lock for filling one cache entry: parallel sweep workers wait for the first one
+    to finish instead of all training the same classifier at once."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def write_provenance(path: Path, info: dict) -> None:

@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from suite.errors import CheckpointError, MissingFileError
-from suite.evaluation.cache import atomic_write, cache_root, stable_hash, write_provenance
+from suite.evaluation.cache import atomic_write, cache_root, entry_lock, stable_hash, write_provenance
 from suite.evaluation.images import load_split, to_float
 
 FORMAT_VERSION = 1  # bump when the architecture or the training loop changes meaning
@@ -89,10 +89,15 @@ def _shift(x: torch.Tensor, max_shift: int, g: torch.Generator) -> torch.Tensor:
 def train_classifier(
     images: torch.Tensor, labels: torch.Tensor, num_classes: int, recipe: ClassifierRecipe, seed: int = 0
 ) -> DomainCNN:
-    """Full-batch-sampled Adam on uint8 images (N, 3, H, W); deterministic given the seed."""
-    torch.manual_seed(seed)
+    """AdamW on random minibatches of uint8 images (N, 3, H, W); deterministic given the seed.
+
+    The global RNG is forked, not reseeded: training a classifier in the middle of a training run
+    (first in-training evaluation) must not change that run's random stream.
+    """
     g = torch.Generator().manual_seed(seed)
-    net = DomainCNN(num_classes, recipe.width, recipe.feature_dim)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = DomainCNN(num_classes, recipe.width, recipe.feature_dim)
     opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, recipe.steps)
     x_all = to_float(images)  # (N, 3, H, W)
@@ -133,6 +138,13 @@ def get_domain_classifier(data_cfg, cache_dir=None, recipe: ClassifierRecipe | N
     path = classifier_path(data_cfg, recipe, seed, cache_dir)
     if path.is_file():
         return path
+    with entry_lock(path):
+        if not path.is_file():  # another process may have made it while we waited
+            _train_and_cache(data_cfg, recipe, seed, path)
+    return path
+
+
+def _train_and_cache(data_cfg, recipe: ClassifierRecipe, seed: int, path: Path) -> None:
     start = time.time()
     x_tr, y_tr = load_split(data_cfg, "train")
     x_te, y_te = load_split(data_cfg, "test")
@@ -150,9 +162,8 @@ def get_domain_classifier(data_cfg, cache_dir=None, recipe: ClassifierRecipe | N
         "test_accuracy": accuracy(net, x_te, y_te),
         "train_seconds": round(time.time() - start, 2),
     }
-    save_classifier(net, path, meta)
     write_provenance(path.with_name("provenance.json"), {"what": "domain classifier (suite.evaluation.domain_classifier)", **meta})
-    return path
+    save_classifier(net, path, meta)  # last: its presence means the entry is complete
 
 
 def read_meta(path: str | Path) -> dict:

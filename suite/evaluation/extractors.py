@@ -20,7 +20,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import torch_fidelity
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
@@ -275,7 +274,11 @@ def build_extractor(kind: str, cfg, device="cpu", cache_dir=None) -> Extractor:
     """kind: auto | domain | inception | dinov2 (eval.extractor); `auto` = the dataset's classifier."""
     e = cfg.eval
     if kind in ("auto", "domain", f"{cfg.data.name}-classifier"):
-        return domain_extractor(cfg.data, cache_dir=cache_dir, device=device, batch_size=e.batch_size, seed=e.seed)
+        from suite.evaluation.domain_classifier import ClassifierRecipe
+
+        steps = getattr(e, "classifier_steps", None)  # optional EvalConfig field (default recipe: 600 steps)
+        recipe = ClassifierRecipe(steps=steps) if steps else None
+        return domain_extractor(cfg.data, cache_dir=cache_dir, device=device, batch_size=e.batch_size, recipe=recipe, seed=e.seed)
     if kind == "inception":
         return inception_extractor(e.inception_weights, device, e.batch_size)
     if kind == "dinov2":

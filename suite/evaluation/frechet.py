@@ -82,3 +82,26 @@ def kernel_inception_distance(
         for _ in range(num_subsets)
     ]
     return float(np.mean(vals)), float(np.std(vals))
+
+
+def frechet_distance_to_features(f1: np.ndarray, mu2, sigma2) -> float:
+    """Fréchet distance of features f1 (n, F) to a reference (μ2, Σ2), exact and fast when n ≤ F.
+
+    With A = f1 − μ1 (n, F), Σ1 = AᵀA/(n − 1), the non-zero eigenvalues of Σ1Σ2 are those of the
+    symmetric PSD (n, n) matrix A Σ2 Aᵀ/(n − 1), so Tr (Σ1Σ2)^½ = Σ √eig — an O(F²n + n³) eigh
+    instead of an O(F³) sqrtm/eigvals of a non-symmetric product (2k Inception samples: seconds,
+    not half a minute on a core). With n > F the usual formula is used.
+    """
+    f1 = np.asarray(f1, np.float64)
+    n, d = f1.shape
+    mu2, s2 = np.asarray(mu2, np.float64), np.asarray(sigma2, np.float64)
+    if n - 1 >= d:
+        return frechet_distance(*feature_stats(f1), mu2, s2)
+    if mu2.shape != (d,) or s2.shape != (d, d):
+        raise SuiteError(f"frechet_distance: features have {d} dims, reference mu {mu2.shape} sigma {s2.shape}")
+    mu1 = f1.mean(axis=0)
+    a = f1 - mu1  # (n, F)
+    m = a @ s2 @ a.T / (n - 1)  # (n, n)
+    ev = np.linalg.eigvalsh(0.5 * (m + m.T)).clip(min=0.0)
+    diff = mu1 - mu2
+    return float(diff.dot(diff) + np.sum(a * a) / (n - 1) + np.trace(s2) - 2.0 * np.sqrt(ev).sum())

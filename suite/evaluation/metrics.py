@@ -1,8 +1,11 @@
 """Image metrics from shared features: names, parsing, and the two backends.
 
 Features of generated and reference images are extracted once per extractor; every metric of
-that extractor reads them. Backend `torch-fidelity` computes with torch-fidelity's own metric
-functions (so numbers equal `torch_fidelity.calculate_metrics` on the same images); backend
+that extractor reads them. Backend `torch-fidelity`: features from torch-fidelity's extractor
+classes, KID/IS/precision-recall from torch-fidelity's own functions, FID from the suite's exact
+Fréchet distance (frechet.py; equal to torch-fidelity's eigvals formula, tested, but an
+(n, n) eigh instead of a 2048² non-symmetric eigvals when n < 2048), so numbers equal
+`torch_fidelity.calculate_metrics` on the same images; backend
 `clean-fid` with clean-fid's `frechet_distance` / `kernel_distance`, and its names carry a
 `_cleanfid` suffix because clean-fid's resizing makes its Inception numbers incomparable with
 ADM's (measuring.md §1).
@@ -88,11 +91,6 @@ def metric_names(kind: str, n: int, extractor_name: str | None, backend: str = "
 
 
 # ----------------------------------------------------------------------------- one metric from features
-def _stats64(features: torch.Tensor) -> dict:
-    f = features.double().numpy()
-    return {"mu": f.mean(0), "sigma": np.cov(f, rowvar=False)}
-
-
 def _need_features(ref, kind: str):
     if ref.features is None:
         raise SuiteError(f"{kind}: the reference {ref.name} has statistics only, no features")
@@ -101,14 +99,15 @@ def _need_features(ref, kind: str):
 
 def fidelity_metric(kind: str, gen: dict, ref, seed: int = 0) -> dict[str, float]:
     """torch-fidelity's functions on shared features. gen: {"features": (N, F), "logits": (N, K)}."""
-    from torch_fidelity.metric_fid import fid_statistics_to_metric, KEY_METRIC_FID
     from torch_fidelity.metric_isc import isc_features_to_metric, KEY_METRIC_ISC_MEAN
     from torch_fidelity.metric_kid import kid_features_to_metric, KEY_METRIC_KID_MEAN
     from torch_fidelity.metric_prc import prc_features_to_metric, KEY_METRIC_PRECISION, KEY_METRIC_RECALL
 
     f1 = gen["features"].float()
     if kind == "fid":
-        return {"value": fid_statistics_to_metric(_stats64(f1), {"mu": ref.mu.astype(np.float64), "sigma": ref.sigma.astype(np.float64)}, False)[KEY_METRIC_FID]}
+        from suite.evaluation.frechet import frechet_distance_to_features
+
+        return {"value": frechet_distance_to_features(f1.double().numpy(), ref.mu, ref.sigma)}
     if kind == "kid":
         f2 = _need_features(ref, kind).float()
         size = min(1000, f1.shape[0], f2.shape[0])

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from suite.errors import MissingFileError, SuiteError
-from suite.evaluation.cache import atomic_write, cache_root, read_provenance, stable_hash, write_provenance
+from suite.evaluation.cache import atomic_write, cache_root, entry_lock, read_provenance, stable_hash, write_provenance
 from suite.evaluation.frechet import feature_stats
 
 
@@ -31,7 +31,6 @@ class Reference:
     features: torch.Tensor | None = None  # (N, F)
     logits: torch.Tensor | None = None  # (N, K)
     labels: torch.Tensor | None = None  # (N,)
-    images: torch.Tensor | None = None  # (N, 3, H, W) uint8, kept only for backends that re-extract
     provenance: dict = field(default_factory=dict)
 
     @property
@@ -53,84 +52,87 @@ def _tensor(a):
 
 
 def dataset_reference(extractor, data_cfg, split: str = "test", n: int | None = None, seed: int = 0,
-                      cache_dir=None, keep_images: bool = False) -> Reference:
+                      cache_dir=None) -> Reference:
     """Features of up to n images of a split (all of it if n is None or larger), cached."""
-    from suite.evaluation.images import load_split
-
     key = {"dataset": dataclasses.asdict(data_cfg), "split": split, "n": n, "seed": seed, "extractor": extractor.fingerprint}
     stem = f"{data_cfg.name}-{split}-{extractor.name}-{'all' if n is None else n}-{stable_hash(key)}"
     path = cache_root(cache_dir) / "reference" / f"{stem}.npz"
-    images = None
-    if path.is_file():
-        arrays = _load(path)
-        prov = read_provenance(path.with_suffix(".json")) if path.with_suffix(".json").is_file() else {}
-    else:
-        images, labels = load_split(data_cfg, split, n, seed)
-        out = extractor.extract(images)
-        mu, sigma = feature_stats(out["features"].double().numpy())
-        arrays = {"features": out["features"].numpy(), "logits": out.get("logits", None),
-                  "labels": labels.numpy(), "mu": mu, "sigma": sigma}
-        arrays["logits"] = None if arrays["logits"] is None else arrays["logits"].numpy()
-        _save(path, arrays)
-        prov = {"what": "reference features", "source": f"{data_cfg.name}:{split}", "n": int(images.shape[0]),
-                "requested_n": n, "key": key, "extractor": extractor.name}
-        write_provenance(path.with_suffix(".json"), prov)
-    if keep_images and images is None:
-        images, _ = load_split(data_cfg, split, n, seed)
+    with entry_lock(path):
+        if not path.is_file():
+            _fill_dataset_reference(path, extractor, data_cfg, split, n, seed, key)
+    arrays = _load(path)
+    prov = read_provenance(path.with_suffix(".json")) if path.with_suffix(".json").is_file() else {}
     return Reference(
         name=f"{data_cfg.name}-{split}", mu=arrays["mu"], sigma=arrays["sigma"], features=_tensor(arrays["features"]),
-        logits=_tensor(arrays.get("logits")), labels=_tensor(arrays.get("labels")), images=images,
+        logits=_tensor(arrays.get("logits")), labels=_tensor(arrays.get("labels")),
         provenance={**prov, "n": int(arrays["features"].shape[0]), "cache_file": str(path)},
     )
 
 
-def load_adm_npz(path) -> dict:
-    """Read an ADM reference batch; checks the layout (arr_0 (N, H, W, 3) uint8, mu (F,), sigma (F, F))."""
+def _fill_dataset_reference(path: Path, extractor, data_cfg, split, n, seed, key) -> None:
+    from suite.evaluation.images import load_split
+
+    images, labels = load_split(data_cfg, split, n, seed)
+    out = extractor.extract(images)
+    mu, sigma = feature_stats(out["features"].double().numpy())
+    arrays = {"features": out["features"].numpy(), "logits": out["logits"].numpy() if "logits" in out else None,
+              "labels": labels.numpy(), "mu": mu, "sigma": sigma}
+    prov = {"what": "reference features", "source": f"{data_cfg.name}:{split}", "n": int(images.shape[0]),
+            "requested_n": n, "key": key, "extractor": extractor.name}
+    write_provenance(path.with_suffix(".json"), prov)
+    _save(path, arrays)  # last: its presence means the entry is complete
+
+
+def load_adm_npz(path, with_images: bool = True) -> dict:
+    """Read an ADM reference batch, checking its layout: arr_0 (N, H, W, 3) uint8, mu (F,), sigma (F, F).
+
+    `with_images=False` skips the (large: 10k × 256² × 3) image array when only μ, Σ are needed.
+    """
     p = Path(path).expanduser()
     if not p.is_file():
         raise MissingFileError(
             f"ADM reference batch not found: {p} (e.g. VIRTUAL_imagenet256_labeled.npz from openai/guided-diffusion's evaluations)"
         )
+    wanted = ("arr_0", "mu", "sigma") if with_images else ("mu", "sigma")
     try:
-        z = np.load(p)
-        out = {k: z[k] for k in ("arr_0", "mu", "sigma") if k in z.files}
+        with np.load(p) as z:
+            missing = [k for k in ("arr_0", "mu", "sigma") if k not in z.files]
+            out = {k: z[k] for k in wanted if k in z.files}
     except Exception as e:
-        raise SuiteError(f"cannot read ADM reference batch {p}: {type(e).__name__}: {e}") from None
-    missing = [k for k in ("arr_0", "mu", "sigma") if k not in out]
+        raise SuiteError(f"cannot read ADM reference batch {p}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
     if missing:
         raise SuiteError(f"{p}: not an ADM reference batch (missing {', '.join(missing)})")
-    a, mu, sigma = out["arr_0"], out["mu"], out["sigma"]
-    if a.ndim != 4 or a.shape[-1] != 3 or a.dtype != np.uint8:
-        raise SuiteError(f"{p}: arr_0 must be uint8 (N, H, W, 3), got {a.dtype} {a.shape}")
+    mu, sigma = out["mu"], out["sigma"]
+    if "arr_0" in out and (out["arr_0"].ndim != 4 or out["arr_0"].shape[-1] != 3 or out["arr_0"].dtype != np.uint8):
+        raise SuiteError(f"{p}: arr_0 must be uint8 (N, H, W, 3), got {out['arr_0'].dtype} {out['arr_0'].shape}")
     if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
         raise SuiteError(f"{p}: mu {mu.shape} and sigma {sigma.shape} do not match")
     return out
 
 
 def adm_reference(extractor, path, cache_dir=None, need_features: bool = True, n: int | None = None) -> Reference:
-    """ADM batch as a Reference. With the Inception extractor its μ, Σ are the published ones."""
-    z = load_adm_npz(path)
-    name = f"adm:{Path(path).stem}"
-    images = torch.from_numpy(z["arr_0"][:n]).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W) uint8
-    use_published = getattr(extractor, "adm_compatible", False)
+    """ADM batch as a Reference. With the Inception extractor its μ, Σ are the published ones;
+    features of `arr_0` (first n) are computed (and cached) when KID/precision-recall need them or
+    when the extractor is not the ADM Inception."""
+    z = load_adm_npz(path, with_images=False)
+    use_published = bool(getattr(extractor, "adm_compatible", False))
     if use_published and z["mu"].shape[0] != 2048:
         raise SuiteError(f"{path}: mu has {z['mu'].shape[0]} dims; Inception pool3 has 2048")
-    ref = Reference(name=name, mu=z["mu"].astype(np.float64), sigma=z["sigma"].astype(np.float64),
-                    provenance={"what": "ADM reference batch", "file": str(path), "n": int(images.shape[0]),
-                                "published_stats": use_published})
-    if not (need_features or not use_published):
+    ref = Reference(name=f"adm:{Path(path).stem}", mu=z["mu"].astype(np.float64), sigma=z["sigma"].astype(np.float64),
+                    provenance={"what": "ADM reference batch", "file": str(path), "published_stats": use_published})
+    if use_published and not need_features:
         return ref
     key = {"file": str(Path(path).resolve()), "size": Path(path).stat().st_size, "n": n, "extractor": extractor.fingerprint}
     cpath = cache_root(cache_dir) / "reference" / f"{Path(path).stem}-{extractor.name}-{stable_hash(key)}.npz"
-    if cpath.is_file():
-        arrays = _load(cpath)
-    else:
-        out = extractor.extract(images)
-        arrays = {"features": out["features"].numpy(), "logits": out["logits"].numpy() if "logits" in out else None}
-        _save(cpath, arrays)
-        write_provenance(cpath.with_suffix(".json"), {"what": "ADM reference features", "key": key, "n": int(images.shape[0])})
+    with entry_lock(cpath):
+        if not cpath.is_file():
+            images = torch.from_numpy(load_adm_npz(path)["arr_0"][:n]).permute(0, 3, 1, 2)  # (N, 3, H, W) uint8
+            out = extractor.extract(images)
+            write_provenance(cpath.with_suffix(".json"), {"what": "ADM reference features", "key": key, "n": int(images.shape[0])})
+            _save(cpath, {"features": out["features"].numpy(), "logits": out["logits"].numpy() if "logits" in out else None})
+    arrays = _load(cpath)
     ref.features, ref.logits = _tensor(arrays["features"]), _tensor(arrays.get("logits"))
     if not use_published:
         ref.mu, ref.sigma = feature_stats(arrays["features"].astype(np.float64))
-    ref.provenance["cache_file"] = str(cpath)
+    ref.provenance.update(n=int(ref.features.shape[0]), cache_file=str(cpath))
     return ref

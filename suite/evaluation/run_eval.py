@@ -98,7 +98,8 @@ class Evaluator:
         from suite.sampling import describe
 
         e = self.cfg.eval
-        out = {"sampling": {**describe(self.cfg.sampling), "seed": e.seed}, "n_samples": n_max, "metrics": sorted(results),
+        out = {"sampling": {**describe(self.cfg.sampling), "seed": e.seed, "chunk_size": e.batch_size}, "n_samples": n_max,
+               "metrics": sorted(results),
                "extractors": {k: {"name": x.name, "fingerprint": x.fingerprint, "weights": x.weights_path} for k, x in self._extractors.items()},
                "references": {k: r.provenance for k, r in self._references.items()},
                "backends": list(e.backends), "versions": _versions(), "precision": "fp32"}
@@ -108,27 +109,64 @@ class Evaluator:
                             "classifier": "multinomial logistic regression (L-BFGS, l2=1e-4, standardised features)"}
         return out
 
+    def samples(self, model, n: int, device):
+        """Yield (pixels (b, 3, H, W) uint8, labels (b,)) chunks of n samples from `model`.
+
+        Streamed so a 50k-sample evaluation keeps features, not images, in memory. Labels are
+        drawn once for all n (`sampling.label_sampling`, seeded by `eval.seed`); chunk i's noise is
+        seeded by (eval.seed, i), so the samples depend only on the seed, n and the chunk size.
+        """
+        from suite.evaluation.images import generated_to_pixels, to_uint8
+        from suite.sampling import draw_labels, sample_images
+
+        e = self.cfg.eval
+        labels = draw_labels(n, model.num_classes, self.cfg.sampling.label_sampling, torch.Generator().manual_seed(e.seed))
+        for i, start in enumerate(range(0, n, e.batch_size)):
+            y = labels[start : start + e.batch_size]
+            x0, _ = sample_images(model, y.shape[0], self.cfg.sampling, device, seed=e.seed * 1_000_003 + i,
+                                  labels=y, batch_size=e.batch_size)
+            yield to_uint8(generated_to_pixels(x0, self.dataset())), y  # (b, 3, H, W) uint8
+
     def __call__(self, model, images_seen: int) -> dict[str, float]:
-        from suite.evaluation.images import generated_to_pixels, save_grid
-        from suite.sampling import sample_images
+        """Evaluate; the caller's RNG streams (CPU and the model's CUDA device) are left untouched,
+        so switching evaluation on or off never changes a training run's trajectory."""
+        device = self.device or next(model.parameters()).device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            return self._evaluate(model, images_seen, device)
+
+    def _evaluate(self, model, images_seen: int, device) -> dict[str, float]:
+        from suite.evaluation.images import save_grid
 
         start = time.time()
         e = self.cfg.eval
-        device = self.device or next(model.parameters()).device
         was_training = model.training
         model.eval()
         results: dict[str, float] = {}
         n_max = max((s.n for g in self.groups.values() for s in g), default=0)
+        grid = None
         try:
             if n_max:
-                x0, labels = sample_images(model, n_max, self.cfg.sampling, device, seed=e.seed, batch_size=e.batch_size)
-                pixels = generated_to_pixels(x0, self.dataset())  # (n, C, H, W) in [-1, 1]
+                exts = {kind: self.extractor(kind, device) for kind in self.groups}
+                refs = {kind: self.reference(kind, x) for kind, x in exts.items()}
+                feats: dict[str, list[dict]] = {kind: [] for kind in self.groups}
+                cf_feats: dict[str, list[torch.Tensor]] = {kind: [] for kind in self.groups}
+                labels = []
+                for pixels, y in self.samples(model, n_max, device):
+                    grid = pixels if grid is None else grid
+                    labels.append(y)
+                    for kind, ext in exts.items():
+                        feats[kind].append(ext.extract(pixels))
+                        cf = self._cleanfid_inception(kind, device)
+                        if cf is not None:
+                            cf_feats[kind].append(cf.features(pixels))
+                labels = torch.cat(labels)
                 for kind, specs in self.groups.items():
-                    ext = self.extractor(kind, device)
-                    ref = self.reference(kind, ext)
-                    gen = ext.extract(pixels)
-                    side = self._cleanfid_inception(kind, specs, pixels, ref, device)
-                    vals = compute_for_extractor(specs, ext.name, gen, ref, labels, e.seed, side)
+                    gen = {k: torch.cat([f[k] for f in feats[kind]]) for k in feats[kind][0]}
+                    side = None
+                    if cf_feats[kind]:
+                        ref_c = self._references["cleanfid-inception"]
+                        side = (torch.cat(cf_feats[kind]), ref_c.mu, ref_c.sigma, ref_c.features)
+                    vals = compute_for_extractor(specs, exts[kind].name, gen, refs[kind], labels, e.seed, side)
                     results.update({PREFIX + k: v for k, v in vals.items()})
             if self.probe:
                 from suite.evaluation.probe import linear_probe
@@ -144,25 +182,25 @@ class Evaluator:
             out = self.run_dir / "eval" / f"eval-{int(images_seen):010d}.json"
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
-            if n_max:
-                save_grid(pixels[:64], self.run_dir / "samples" / f"eval-{int(images_seen):010d}.png")
+            if grid is not None:
+                save_grid(grid[:64], self.run_dir / "samples" / f"eval-{int(images_seen):010d}.png")
         return results
 
-    def _cleanfid_inception(self, kind, specs, pixels, ref, device):
-        """clean-fid with Inception: its own 'clean' resize and TorchScript model on both sides."""
-        if kind != "inception" or not any(s.backend == "clean-fid" for s in specs):
+    def _cleanfid_inception(self, kind, device):
+        """clean-fid with Inception: its own 'clean' resize and TorchScript model on both sides
+        (None unless this group is Inception and asks for a clean-fid metric)."""
+        if kind != "inception" or not any(s.backend == "clean-fid" for s in self.groups[kind]):
             return None
-        from suite.evaluation.extractors import CleanFidInception
-        from suite.evaluation.reference import adm_reference, dataset_reference
+        if "cleanfid-inception" not in self._extractors:
+            from suite.evaluation.extractors import CleanFidInception
+            from suite.evaluation.reference import adm_reference, dataset_reference
 
-        e = self.cfg.eval
-        if "cleanfid-inception" not in self._references:
+            e = self.cfg.eval
             cext = CleanFidInception(e.inception_weights, device, e.batch_size)
             ref_c = (adm_reference(cext, e.reference_npz, self.cache_dir) if e.reference_npz
                      else dataset_reference(cext, self.cfg.data, e.reference_split, None, e.seed, self.cache_dir))
             self._extractors["cleanfid-inception"], self._references["cleanfid-inception"] = cext, ref_c
-        cext, ref_c = self._extractors["cleanfid-inception"], self._references["cleanfid-inception"]
-        return cext.features(pixels), ref_c.mu, ref_c.sigma, ref_c.features
+        return self._extractors["cleanfid-inception"]
 
 
 def make_evaluator(cfg, run_dir=None, device=None, **kw) -> Evaluator:

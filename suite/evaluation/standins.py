@@ -51,3 +51,27 @@ def tiny_dinov2(directory, seed: int = 0, image_size: int = 28) -> Path:
                        image_size=image_size, patch_size=14)
     Dinov2Model(cfg).save_pretrained(str(directory))
     return Path(directory)
+
+
+class _TinyTorchScriptInception(torch.nn.Module):
+    """Same interface as clean-fid's TorchScript Inception: a `layers` module mapping a
+    (B, 3, 299, 299) input in [-1, 1] to 2048 features, and forward(x, return_features)."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 7, stride=8), torch.nn.SiLU(), torch.nn.AdaptiveAvgPool2d(2),
+                                          torch.nn.Flatten(), torch.nn.Linear(32, 2048))
+
+    def forward(self, x, return_features: bool = False):
+        return self.layers((x - 128) / 128)
+
+
+def tiny_cleanfid_inception(directory, seed: int = 0) -> Path:
+    """Write `<directory>/inception-2015-12-05.pt`: a tiny scripted module clean-fid's wrapper can load."""
+    from suite.evaluation.extractors import CLEANFID_INCEPTION_FILE
+
+    torch.manual_seed(seed)
+    path = Path(directory) / CLEANFID_INCEPTION_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.jit.script(_TinyTorchScriptInception()).save(str(path))
+    return path
