@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from suite.config import RunConfig, apply_overrides, config_from_dict, read_yaml_config
-from suite.errors import MissingFileError
+from suite.errors import MissingFileError, SuiteError
 
 
 @dataclass
@@ -31,10 +31,15 @@ def load_run(run_dir, checkpoint=None, overrides=(), device: str = "auto") -> Lo
         raise MissingFileError(f"not a run directory (no config.yaml): {run_dir}")
     cfg = config_from_dict(apply_overrides(read_yaml_config(cfg_path), list(overrides)))
     ckpt_path = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / LATEST
+    if checkpoint and not ckpt_path.is_file() and (run_dir / "checkpoints" / str(checkpoint)).is_file():
+        ckpt_path = run_dir / "checkpoints" / str(checkpoint)  # a name inside the run's checkpoints/
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
     ck = load_checkpoint(ckpt_path, map_location=dev)
     ds = build_dataset(cfg.data, "train")
     ema = build_model(cfg.model, ds.image_shape, ds.num_classes).to(dev)
-    ema.load_state_dict(ck["ema"])
+    try:
+        ema.load_state_dict(ck["ema"])
+    except RuntimeError as e:
+        raise SuiteError(f"checkpoint {ckpt_path} does not fit {cfg_path} ({str(e).splitlines()[0][:150]})") from None
     ema.eval().requires_grad_(False)
     return LoadedRun(cfg, ema, int(ck["images_seen"]), dev, run_dir, ckpt_path)

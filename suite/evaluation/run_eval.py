@@ -212,31 +212,6 @@ def evaluate(model, cfg, device, images_seen: int, run_dir=None, **kw) -> dict[s
 
 
 # --------------------------------------------------------------------------- suite eval RUN_DIR
-def load_run_model(run_dir: Path, checkpoint=None, device="cpu"):
-    """(cfg, EMA model, images_seen) from a run directory's resolved config and a checkpoint."""
-    from suite.config import load_run_config
-    from suite.data import build_dataset
-    from suite.models import build_model
-    from suite.train.checkpoint import LATEST, load_checkpoint
-
-    run_dir = Path(run_dir)
-    cfg_path = run_dir / "config.yaml"
-    if not cfg_path.is_file():
-        raise SuiteError(f"{run_dir} is not a run directory (no config.yaml)")
-    cfg = load_run_config(str(cfg_path))
-    ck_path = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / LATEST
-    if checkpoint and not ck_path.is_file() and (run_dir / "checkpoints" / str(checkpoint)).is_file():
-        ck_path = run_dir / "checkpoints" / str(checkpoint)
-    ck = load_checkpoint(ck_path)
-    ds = build_dataset(cfg.data, "train")
-    model = build_model(cfg.model, ds.image_shape, ds.num_classes)
-    try:
-        model.load_state_dict(ck["ema"])
-    except RuntimeError as e:
-        raise SuiteError(f"checkpoint {ck_path} does not fit {cfg_path} ({str(e).splitlines()[0][:150]})") from None
-    return cfg, model.to(device).eval().requires_grad_(False), int(ck["images_seen"]), ck_path
-
-
 def log_to_run(cfg, run_dir: Path, metrics: dict[str, float], step: int, record_path: Path | None) -> str | None:
     """Log into the run's own MLflow run at `step` (its status is left as it was)."""
     from suite.tracking import get_client, resolve_tracking_uri, with_retry
@@ -259,13 +234,11 @@ def log_to_run(cfg, run_dir: Path, metrics: dict[str, float], step: int, record_
 def evaluate_run(run_dir, n: int | None = None, metrics=None, checkpoint=None, device=None, log: bool = True,
                  overrides: list[str] | None = None) -> dict[str, float]:
     """`suite eval`: evaluate a run's EMA weights and log into its MLflow run at its images-seen step."""
-    from suite.config import apply_overrides, config_from_dict, config_to_dict
+    from suite.run_loading import load_run
 
     run_dir = Path(run_dir)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    cfg, model, images_seen, ck_path = load_run_model(run_dir, checkpoint, dev)
-    if overrides:
-        cfg = config_from_dict(apply_overrides(config_to_dict(cfg), overrides))
+    loaded = load_run(run_dir, checkpoint, overrides or (), device=device or "auto")
+    cfg, model, images_seen, dev = loaded.cfg, loaded.ema, loaded.images_seen, loaded.device
     if metrics is None and not cfg.eval.metrics:
         raise SuiteError(f"no metrics requested: pass --metrics (e.g. fid kid class_consistency probe) or set eval.metrics in {run_dir / 'config.yaml'}")
     ev = Evaluator(cfg, run_dir, dev, metrics=metrics, n=n)
