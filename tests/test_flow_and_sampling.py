@@ -79,3 +79,24 @@ def test_time_grid_endpoints():
     g = time_grid(10, shift=2.0, t_end=0.04)
     assert math.isclose(g[0].item(), 1.0) and math.isclose(g[-1].item(), 0.04, rel_tol=1e-5)
     assert bool((g[1:] < g[:-1]).all())
+
+
+def test_cfg_applies_only_inside_the_guidance_interval():
+    from suite.sampling import guided
+
+    class Field(torch.nn.Module):
+        """v(x, t, y) = y (conditional: the label, null class 9 → 0)."""
+
+        null_class = 9
+
+        def forward(self, x, t, y):
+            return torch.where(y == self.null_class, 0.0, y.float()).view(-1, 1).expand_as(x)
+
+        def forward_with_cfg(self, x, t, y, w):
+            v_c, v_u = self(x, t, y), self(x, t, torch.full_like(y, self.null_class))
+            return v_u + w * (v_c - v_u)
+
+    v = guided(Field(), cfg_scale=3.0, interval=(0.0, 0.7))
+    x, y = torch.zeros(2, 1), torch.tensor([1, 2])
+    torch.testing.assert_close(v(x, torch.full((2,), 0.5), y), torch.tensor([[3.0], [6.0]]))  # inside: w·v_c
+    torch.testing.assert_close(v(x, torch.full((2,), 0.9), y), torch.tensor([[1.0], [2.0]]))  # outside: v_c

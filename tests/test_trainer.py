@@ -124,3 +124,27 @@ def test_run_dir_refuses_a_different_config(tiny_cfg):
     train(load_run_config(tiny_cfg(name="same", **{"train.max_steps": 1})))
     with pytest.raises(ConfigError, match="another config"):
         train(load_run_config(tiny_cfg(name="same", **{"optim.lr": 0.5, "train.max_steps": 1})))
+
+
+def test_sigterm_checkpoints_and_the_rerun_finishes_the_budget(tiny_cfg, tmp_path):
+    """A preempted `suite train` (SIGTERM) stops at a step boundary with a checkpoint; rerunning completes it."""
+    import os
+    import signal
+    import time
+
+    import yaml
+
+    path = tmp_path / "term.yaml"
+    path.write_text(yaml.safe_dump(tiny_cfg(name="term", **{"train.total_images": 64_000, "train.ckpt_every_images": 10**9})))
+    proc = subprocess.Popen([sys.executable, "-m", "suite.cli", "train", str(path)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "runs" / "term" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    state = json.loads((tmp_path / "runs" / "term" / "state.json").read_text())
+    assert state["status"] == "interrupted" and 0 < state["images_seen"] < 64_000
+    ck = torch.load(tmp_path / "runs" / "term" / "checkpoints" / "latest.pt", weights_only=True)
+    assert ck["images_seen"] == state["images_seen"]  # the checkpoint is the stopping point: nothing redone

@@ -96,6 +96,7 @@ class Trainer:
         o = cfg.optim
         self.opt = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay, eps=o.eps)
         self.step, self.images_seen, self.data_position = 0, 0, 0
+        self._phase, self._step_rng, self._stop_signal = "idle", None, None
         self._resume()
         self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None) if self.dist.enabled else self.model
         if cfg.train.compile:
@@ -121,9 +122,17 @@ class Trainer:
         ckpt_io.set_rng_state(ck["rng"][self.dist.rank] if isinstance(ck["rng"], list) else ck["rng"])
         self.resumed_from = self.images_seen
 
-    def save_checkpoint(self, snapshot: bool = False) -> None:
-        """Write a consistent checkpoint now (safe to call between steps, e.g. from a preemption handler)."""
-        rng = ckpt_io.rng_state()
+    def save_checkpoint(self, snapshot: bool = False) -> bool:
+        """Write a consistent checkpoint now; safe from a signal handler (Submitit's preemption hook).
+
+        During a step's forward/backward the weights are still those of the last finished step, so
+        the checkpoint is that step's, with the RNG state it started with (the step is redone on
+        resume, identically). During the short weight update it cannot be consistent: it is skipped
+        and the last periodic checkpoint stands.
+        """
+        if self._phase == "update":
+            return False
+        rng = self._step_rng if self._phase == "compute" else ckpt_io.rng_state()
         if self.dist.enabled:
             gathered = [None] * self.dist.world_size
             torch.distributed.all_gather_object(gathered, rng)
@@ -137,6 +146,7 @@ class Trainer:
         if snapshot:
             ckpt_io.save_atomic(obj, self.ckpt_path.with_name(f"snapshot-{self.images_seen:010d}.pt"))
         self.state.update(images_seen=self.images_seen, step=self.step)
+        return True
 
     # ------------------------------------------------------------------ pieces of the loop
     def _batches(self):
@@ -160,6 +170,7 @@ class Trainer:
         return o.lr
 
     def train_step(self, batch: Batch) -> tuple[dict[str, float], float]:
+        self._step_rng, self._phase = ckpt_io.rng_state(), "compute"
         lr = self._lr()
         for g in self.opt.param_groups:
             g["lr"] = lr
@@ -174,11 +185,13 @@ class Trainer:
         out.loss.backward()
         params = [p for g in self.opt.param_groups for p in g["params"]]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.optim.grad_clip)
+        self._phase = "update"
         self.opt.step()
         update_ema(self.ema, self.model, self.cfg.optim.ema_decay)
         self.step += 1
         self.images_seen += self.cfg.train.batch_size
         self.data_position += self.cfg.train.batch_size
+        self._phase = "idle"
         logs = {"train/loss": out.loss.detach(), **{f"train/loss_{k}": v.detach() for k, v in out.terms.items()}}
         logs = {k: all_reduce_mean(v.float(), self.dist).item() for k, v in logs.items()}
         logs.update({f"train/{k}": v for k, v in out.logs.items()})
@@ -260,6 +273,7 @@ class Trainer:
         bar = tqdm(total=t.total_images, initial=self.images_seen, unit="img", desc=cfg.name,
                    disable=not (main and t.progress), dynamic_ncols=True, leave=False)
         status, self._last_eval = "finished", -1
+        restore_sigterm = self._catch_sigterm()
         try:
             while self.images_seen < t.total_images:
                 logs, _ = self.train_step(next(batches))
@@ -282,6 +296,10 @@ class Trainer:
                     self._evaluate(evaluator)
                 if ckpt_iv.due(self.images_seen):
                     self.save_checkpoint()
+                if self._stop_signal is not None:  # SIGTERM (preemption, scancel): checkpoint and leave resumable
+                    self.save_checkpoint()
+                    status = "interrupted"
+                    break
                 if t.max_steps and steps_here >= t.max_steps and self.images_seen < t.total_images:
                     status = "interrupted"  # simulated kill: no extra checkpoint, the run stays resumable
                     break
@@ -301,9 +319,25 @@ class Trainer:
             raise
         finally:
             bar.close()
+            restore_sigterm()
             _ACTIVE = None
         self._close(status)
         return TrainResult(self.run_dir, self.images_seen, self.metrics_log.last, self.tracker.run_id, status)
+
+    def _catch_sigterm(self):
+        """A plain SLURM preemption or `scancel` sends SIGTERM: finish the step, checkpoint, stop.
+        Only when nobody else (e.g. Submitit) handles SIGTERM; returns the undo."""
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return lambda: None
+
+        def on_term(signum, frame):
+            self._stop_signal = signum
+
+        signal.signal(signal.SIGTERM, on_term)
+        return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     def _evaluate(self, evaluator) -> None:
         self._last_eval = self.images_seen

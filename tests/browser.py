@@ -1,0 +1,41 @@
+"""Open an HTML page in Debian's headless Chromium and report what a person would see."""
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+_CHECK = """<script>
+window.addEventListener('error', e => { document.body.setAttribute('data-js-error', String(e.message)); });
+window.addEventListener('load', () => {
+  const imgs = Array.from(document.images);
+  const ok = imgs.filter(i => i.complete && i.naturalWidth > 0).length;
+  const m = document.createElement('div'); m.id = 'figure-check';
+  m.textContent = 'FIGURES-DECODED ' + ok + '/' + imgs.length;
+  document.body.appendChild(m);
+});
+</script></body>"""
+
+
+def have_chromium() -> bool:
+    return Path(CHROMIUM).exists()
+
+
+def open_in_chromium(html: Path, scratch: Path) -> dict:
+    """{'decoded': n images decoded, 'images': n <img> in the page, 'js_error': bool, 'screenshot': Path}."""
+    page = Path(html).read_text()
+    probe = scratch / "probe.html"
+    probe.write_text(page.replace("</body>", _CHECK, 1))
+    base = [CHROMIUM, *FLAGS, f"--user-data-dir={scratch / 'profile'}", "--virtual-time-budget=5000"]
+    dom = subprocess.run(base + ["--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
+    if dom.returncode != 0:
+        raise RuntimeError(dom.stderr[-2000:])
+    found = re.search(r"FIGURES-DECODED (\d+)/(\d+)", dom.stdout)
+    shot = scratch / "shot.png"
+    subprocess.run(base + [f"--screenshot={shot}", "--window-size=1280,2400", Path(html).as_uri()],
+                   capture_output=True, text=True, timeout=120)
+    return {"decoded": int(found.group(1)) if found else -1, "images": page.count("<img "),
+            "js_error": "data-js-error" in dom.stdout, "screenshot": shot}
