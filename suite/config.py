@@ -154,6 +154,9 @@ def _coerce(value, tp, key: str):
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        non_none = [a for a in args if a is not type(None)]
+        if len(non_none) == 1:  # Optional[X]: X's own message names the inner key
+            return _coerce(value, non_none[0], key)
         errors = []
         for a in args:
             if a is type(None):
@@ -262,7 +265,7 @@ def _check_values(cfg: RunConfig) -> None:
 
 
 # ----------------------------------------------------------------------------- YAML, overrides
-def _deep_merge(base: dict, extra: dict) -> dict:
+def deep_merge(base: dict, extra: dict) -> dict:
     """Merge `extra` over `base`; a `method` section naming another method replaces the old one."""
     out = dict(base)
     for k, v in extra.items():
@@ -270,7 +273,7 @@ def _deep_merge(base: dict, extra: dict) -> dict:
         both_maps = isinstance(v, dict) and isinstance(old, dict)
         if both_maps and k == "method" and v.get("name", old.get("name")) != old.get("name"):
             both_maps = False
-        out[k] = _deep_merge(old, v) if both_maps else copy.deepcopy(v)
+        out[k] = deep_merge(old, v) if both_maps else copy.deepcopy(v)
     return out
 
 
@@ -305,8 +308,8 @@ def read_yaml_config(path: str | Path, relative_to: Path | None = None, _seen=()
     for b in [bases] if isinstance(bases, str) else bases:
         if str(b) in _seen:
             raise ConfigError(f"{p}: circular 'base: {b}'")
-        merged = _deep_merge(merged, read_yaml_config(b, p.parent, (*_seen, str(b))))
-    return _deep_merge(merged, d)
+        merged = deep_merge(merged, read_yaml_config(b, p.parent, (*_seen, str(b))))
+    return deep_merge(merged, d)
 
 
 def apply_overrides(d: dict, overrides: list[str]) -> dict:
@@ -340,7 +343,7 @@ def load_run_config(source, overrides: list[str] | None = None) -> RunConfig:
     else:
         d = {}
         for s in [source] if isinstance(source, (str, Path)) else source:
-            d = _deep_merge(d, read_yaml_config(s))
+            d = deep_merge(d, read_yaml_config(s))
     return config_from_dict(apply_overrides(d, overrides or []))
 
 

@@ -7,8 +7,8 @@ from suite.errors import SuiteError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", nargs="+", metavar="[status] SPEC",
-                        help="a sweep spec (sweeps/*.yaml); 'status SPEC' prints the table of points")
+    parser.add_argument("target", metavar="SPEC|status", help="a sweep spec (sweeps/*.yaml), or 'status'")
+    parser.add_argument("spec", nargs="?", metavar="SPEC", help="with 'status': the spec whose table of points to print")
     parser.add_argument("--executor", choices=["local", "debug", "slurm"], default=None,
                         help="override the spec's executor.kind")
     parser.add_argument("--dry-run", action="store_true", help="validate and print the points and resources; submit nothing")
@@ -19,14 +19,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from suite.sweeps import load_sweep_spec, run_sweep, status_sweep
 
-    target = list(args.target)
-    if target[0] == "status":
-        if len(target) != 2:
+    if args.target == "status":
+        if not args.spec:
             raise SuiteError("usage: suite sweep status SPEC")
-        return status_sweep(load_sweep_spec(target[1]))
-    if len(target) != 1:
-        raise SuiteError(f"expected one sweep spec, got {len(target)}: {' '.join(target)}")
-    return run_sweep(load_sweep_spec(target[0]), kind=args.executor, dry_run=args.dry_run, wait=args.wait)
+        return status_sweep(load_sweep_spec(args.spec))
+    if args.spec:
+        raise SuiteError(f"expected one sweep spec, got two: {args.target} {args.spec} (did you mean 'status'?)")
+    return run_sweep(load_sweep_spec(args.target), kind=args.executor, dry_run=args.dry_run, wait=args.wait)
 
 
 def main(argv=None) -> int:

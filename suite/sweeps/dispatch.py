@@ -12,6 +12,8 @@ runs point at it with `mlflow.parentRunId` and carry the tag `sweep=<name>`), an
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import sys
 import time
 from pathlib import Path
@@ -55,7 +57,7 @@ def resources(e: ExecutorSpec, kind: str, parallelism: int) -> str:
               f"gpus/node={e.gpus_per_node}", f"mem={e.mem_gb}G" if e.mem_gb else "mem=default",
               f"time={e.timeout_min}min", f"parallel={parallelism}"]
     if kind == "slurm" and e.additional:
-        parts.append("sbatch:" + ",".join(f"--{k}={v}" for k, v in e.additional.items()))
+        parts.append("sbatch:" + ",".join(f"--{k}" if v is True else f"--{k}={v}" for k, v in e.additional.items()))
     return " ".join(parts)
 
 
@@ -85,19 +87,19 @@ def ensure_parent_run(spec: SweepSpec, sd: SweepDir, tracking: dict) -> str | No
     return run.info.run_id
 
 
-def finish_parent_run(sd: SweepDir, tracking: dict, statuses: list[UnitStatus]) -> None:
-    rid = sd.data.get("parent_run_id")
-    if not rid or not tracking.get("uri"):
+def finish_parent_run(sd: SweepDir, statuses: list[UnitStatus]) -> None:
+    """Mark the parent run FINISHED (every unit finished or pruned) or FAILED, with a summary tag."""
+    rid, uri = sd.data.get("parent_run_id"), sd.data.get("tracking_uri")
+    if not rid or not uri or any(s.alive for s in statuses):
         return
     from suite.tracking import get_client, with_retry
 
-    client = get_client(tracking["uri"])
-    counts = {}
-    for s in statuses:
-        counts[s.state] = counts.get(s.state, 0) + 1
+    client = get_client(uri)
+    done = all(s.state in ("finished", "pruned") for s in statuses)
     try:
+        if with_retry(lambda: client.get_run(rid)).info.status != "RUNNING":
+            return
         with_retry(lambda: client.set_tag(rid, "sweep_summary", summary(statuses)))
-        done = all(s.state in ("finished", "pruned") for s in statuses)
         with_retry(lambda: client.set_terminated(rid, status="FINISHED" if done else "FAILED"))
     except Exception:  # tracking must never hide the sweep's outcome
         pass
@@ -112,13 +114,17 @@ class Sweep:
         self.kind = kind or spec.executor.kind
         check_executor_kind(spec.executor, self.kind, str(spec.path or spec.name))
         self.dir = P.sweep_dir(spec)
-        self.sd = SweepDir.open(self.dir, spec.name, spec.kind)
         self.units = P.plan_units(spec, self.dir)
-        for u in self.units:  # a point keeps the run directory it was first given
+        self.parallelism = spec.study.parallel if spec.study else spec.executor.array_parallelism
+        self.reload()
+
+    def reload(self) -> None:
+        """(Re)read sweep.json; a point keeps the run directory it was first given."""
+        self.sd = SweepDir.open(self.dir, self.spec.name, self.spec.kind)
+        for u in self.units:
             rec = self.sd.units.get(u.key)
             if rec and rec.get("run_dir") and u.point is not None:
                 u.run_dir = Path(rec["run_dir"])
-        self.parallelism = spec.study.parallel if spec.study else spec.executor.array_parallelism
 
     def statuses(self) -> list[UnitStatus]:
         metric = self.spec.study.metric if self.spec.study else None
@@ -160,36 +166,52 @@ def print_plan(sw: Sweep, statuses: list[UnitStatus], out: Printer) -> None:
     out(f"would submit {len(todo)} job(s); {summary(statuses)}")
 
 
+@contextlib.contextmanager
+def _exclusive(sweep_dir: Path, name: str):
+    """One dispatcher per sweep at a time: two would submit the same points."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    with open(sweep_dir / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SuiteError(f"sweep {name}: another `suite sweep` is submitting it now ({sweep_dir / '.lock'})") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def run_sweep(spec: SweepSpec, kind: str | None = None, dry_run: bool = False, wait: bool | None = None,
               out: Printer = print, poll_s: float = 2.0) -> int:
     """Submit what needs submitting; returns 0, or 1 when waiting ended with failed units."""
     sw = Sweep(spec, kind)
-    statuses = sw.statuses()
     if dry_run:
-        print_plan(sw, statuses, out)
+        print_plan(sw, sw.statuses(), out)
         return 0
-    todo = [s.unit for s in statuses if s.needs_submit]
-    if not todo:
-        out(f"sweep {spec.name}: nothing to submit ({summary(statuses)})")
-        return 0 if all(not s.needs_submit for s in statuses) else 1
-    sw.dir.mkdir(parents=True, exist_ok=True)
-    for u in sw.units:
-        sw._register(u)
-    sw.sd.save()
-    tracking = P.tracking_settings(spec)
-    parent = ensure_parent_run(spec, sw.sd, tracking)
-    if spec.study is not None:
-        from suite.sweeps.study import create_study
-
-        create_study(spec, sw.dir)
     wait = (sw.kind != "slurm") if wait is None else wait
-    out(f"sweep {spec.name}: submitting {len(todo)} job(s) ({resources(spec.executor, sw.kind, sw.parallelism)})")
-    submit = {"slurm": _submit_slurm, "local": _submit_local, "debug": _submit_debug}[sw.kind]
-    submit(sw, todo, tracking, parent, out, poll_s)
+    with _exclusive(sw.dir, spec.name):
+        sw.reload()
+        statuses = sw.statuses()
+        todo = [s.unit for s in statuses if s.needs_submit]
+        if not todo:
+            out(f"sweep {spec.name}: nothing to submit ({summary(statuses)})")
+            return 0
+        for u in sw.units:
+            sw._register(u)
+        sw.sd.save()
+        tracking = P.tracking_settings(spec)
+        parent = ensure_parent_run(spec, sw.sd, tracking)
+        if spec.study is not None:
+            from suite.sweeps.study import create_study
+
+            create_study(spec, sw.dir)
+        out(f"sweep {spec.name}: submitting {len(todo)} job(s) ({resources(spec.executor, sw.kind, sw.parallelism)})")
+        submit = {"slurm": _submit_slurm, "local": _submit_local, "debug": _submit_debug}[sw.kind]
+        submit(sw, todo, tracking, parent, out, poll_s)
     if not wait:
         return 0
     final = wait_for(sw, out, poll_s)
-    finish_parent_run(sw.sd, tracking, final)
+    finish_parent_run(sw.sd, final)
     out(format_table(final, study=spec.study is not None))
     out(f"sweep {spec.name}: {summary(final)}")
     return 0 if all(s.state in ("finished", "pruned") for s in final) else 1
@@ -260,16 +282,25 @@ def _submit_debug(sw: Sweep, todo, tracking, parent, out: Printer, poll_s: float
 
 
 def wait_for(sw: Sweep, out: Printer, poll_s: float = 2.0, timeout_s: float | None = None) -> list[UnitStatus]:
-    """Poll until no unit has a live job; prints a line when the summary changes."""
-    t0, last = time.time(), None
+    """Poll until no unit has a live job; prints a line when the summary changes. Gives up with a
+    SuiteError when the scheduler cannot be asked for two minutes (`unknown` states)."""
+    t0, last, blind_since = time.time(), None, None
     while True:
         statuses = sw.statuses()
         line = summary(statuses)
         if line != last:
             out(f"  {time.strftime('%H:%M:%S')} {line}")
             last = line
-        if not any(s.alive for s in statuses):
+        alive = [s for s in statuses if s.alive]
+        if not alive:
             return statuses
+        if all(s.state == "unknown" for s in alive):
+            blind_since = blind_since or time.time()
+            if time.time() - blind_since > 120:
+                raise SuiteError(f"sweep {sw.spec.name}: cannot reach SLURM (squeue fails); jobs are kept, "
+                                 f"`suite sweep status` when it is back")
+        else:
+            blind_since = None
         if timeout_s is not None and time.time() - t0 > timeout_s:
             return statuses
         time.sleep(poll_s)
@@ -281,4 +312,5 @@ def status_sweep(spec: SweepSpec, out: Printer = print) -> int:
     out(f"sweep {spec.name} in {sw.dir}")
     out(format_table(statuses, study=spec.study is not None))
     out(summary(statuses))
+    finish_parent_run(sw.sd, statuses)  # a SLURM sweep submitted without --wait ends here
     return 0

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import submitit
 
+from suite.errors import SuiteError
+
 
 def _job_env() -> dict:
     try:
@@ -42,27 +44,39 @@ def _prepare(cfg, cpus: int):
     return cfg
 
 
-def _record_attempt(run_dir: Path, **extra) -> None:
-    """run_dir/attempts.jsonl: one line per start of this point (requeues show up as extra lines)."""
-    from suite.train import read_state
-
+def _log_event(run_dir: Path, event: str, **extra) -> None:
+    """run_dir/attempts.jsonl: a `start` line per start of this point (a requeue adds one) and a
+    `checkpoint` line per preemption checkpoint: the history `suite sweep status` cannot show."""
     env = _job_env()
     if env["rank"] != 0:
         return
     run_dir.mkdir(parents=True, exist_ok=True)
-    st = read_state(run_dir)
-    line = {"time": time.time(), "host": socket.gethostname(), "job_id": env["job_id"],
-            "images_seen_at_start": int(st.get("images_seen", 0)), **extra}
+    line = {"event": event, "time": time.time(), "host": socket.gethostname(), "job_id": env["job_id"], **extra}
     with open(run_dir / "attempts.jsonl", "a") as f:
         f.write(json.dumps(line) + "\n")
 
 
+def _record_attempt(run_dir: Path, **extra) -> None:
+    from suite.train import read_state
+
+    _log_event(run_dir, "start", images_seen_at_start=int(read_state(run_dir).get("images_seen", 0)), **extra)
+
+
 def _checkpoint_active_trainer() -> None:
+    """Called by Submitit's USR2 handler (preemption / time limit), in the main thread of rank 0
+    only. A multi-process trainer's checkpoint gathers RNG states from every rank, which the other
+    ranks (not in this handler) would never join: there the periodic checkpoints are the ones used."""
     from suite.train import active_trainer
 
     trainer = active_trainer()
-    if trainer is not None:
-        trainer.save_checkpoint()
+    if trainer is None:
+        return
+    if getattr(getattr(trainer, "dist", None), "enabled", False):
+        _log_event(trainer.run_dir, "checkpoint_skipped", images_seen=int(trainer.images_seen),
+                   reason="multi-process trainer: resumes from its last periodic checkpoint")
+        return
+    trainer.save_checkpoint()
+    _log_event(trainer.run_dir, "checkpoint", images_seen=int(trainer.images_seen))
 
 
 class TrainPoint(submitit.helpers.Checkpointable):
@@ -102,8 +116,7 @@ class TrialJob(submitit.helpers.Checkpointable):
         rec = S.read_slot(sweep_dir, self.slot)
         attempt = len(rec.get("previous", [])) + (1 if rec.get("state") == "FAIL" else 0)
         storage = S.open_storage(S.storage_url(self.spec, sweep_dir))
-        # A seed per slot (and per retry of a slot): identical seeds would make every job ask the same point.
-        study = S.load_study(self.spec, storage, seed=self.spec.study.seed + self.slot + 1000 * attempt)
+        study = S.load_study(self.spec, storage, seed=S.slot_seed(self.spec.study, self.slot, attempt))
         if rec.get("trial_id") is not None and rec.get("state") != "FAIL":
             frozen = storage.get_trial(rec["trial_id"])
             if frozen.state == optuna.trial.TrialState.RUNNING:
@@ -116,6 +129,19 @@ class TrialJob(submitit.helpers.Checkpointable):
                "params": trial.params, "state": "RUNNING", "previous": previous}
         return study, trial, rec, False
 
+    def _follow_rank0(self, job_id) -> dict:
+        """Ranks > 0 of a multi-task trial: wait for rank 0 to write this job's trial into the slot."""
+        from suite.sweeps import study as S
+
+        t0 = time.time()
+        while True:
+            rec = S.read_slot(Path(self.sweep_dir), self.slot)
+            if rec.get("job_id") == job_id and rec.get("params") is not None:
+                return rec
+            if time.time() - t0 > 600:
+                raise SuiteError(f"trial slot {self.slot}: rank 0 never recorded its trial (job {job_id})")
+            time.sleep(0.5)
+
     def __call__(self) -> dict:
         import optuna
 
@@ -125,41 +151,56 @@ class TrialJob(submitit.helpers.Checkpointable):
         from suite.train import train
 
         sweep_dir = Path(self.sweep_dir)
-        study, trial, rec, resumed = self._trial()
-        if trial is None:  # the slot's trial already finished (a duplicate submission)
-            return rec
+        env = _job_env()
+        main = env["rank"] == 0
+        if main:
+            study, trial, rec, resumed = self._trial()
+            rec["job_id"] = env["job_id"]
+            if trial is None:  # the slot's trial already finished (a duplicate submission)
+                S.write_slot(sweep_dir, self.slot, rec)
+                return rec
+            params = trial.params
+        else:
+            study, trial, resumed = None, None, False
+            rec = self._follow_rank0(env["job_id"])
+            if rec.get("state") != "RUNNING":
+                return rec
+            params = rec["params"]
         metric = self.spec.study.metric
-        overrides = [override(k, v) for k, v in trial.params.items()]
-        cfg = load_run_config(self.base, overrides)
+        cfg = load_run_config(self.base, [override(k, v) for k, v in params.items()])
         h = config_hash(cfg)
-        run_dir = sweep_dir / "runs" / f"trial-{trial.number:03d}-{h[:8]}"
-        cfg.name = f"{self.spec.name}-trial{trial.number:03d}"
+        number = rec["trial_number"]
+        run_dir = sweep_dir / "runs" / f"trial-{number:03d}-{h[:8]}"
+        cfg.name = f"{self.spec.name}-trial{number:03d}"
         cfg.tracking = dataclasses.replace(cfg.tracking, **self.tracking)
         cfg.tracking.tags = {**cfg.tracking.tags, "sweep": self.spec.name, "sweep_point": h,
-                             "optuna_trial": str(trial.number), "optuna_slot": str(self.slot)}
+                             "optuna_trial": str(number), "optuna_slot": str(self.slot)}
         cfg.train.run_dir = str(run_dir)
-        rec.update(run_dir=str(run_dir), hash=h)
-        S.write_slot(sweep_dir, self.slot, rec)
-        trial.set_user_attr("run_dir", str(run_dir))
-        _record_attempt(run_dir, trial=trial.number, resumed_trial=resumed)
+        if main:
+            rec.update(run_dir=str(run_dir), hash=h)
+            S.write_slot(sweep_dir, self.slot, rec)
+            trial.set_user_attr("run_dir", str(run_dir))
+            _record_attempt(run_dir, trial=number, resumed_trial=resumed)
         try:
             result = train(_prepare(cfg, self.cpus), run_dir, callbacks=[S.PruningCallback(trial, metric)])
-            value = S.objective_value(result.final_metrics, metric)
+            value = S.objective_value(result.final_metrics, metric) if main else None
         except optuna.TrialPruned:
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            rec["state"] = "PRUNED"
-            S.write_slot(sweep_dir, self.slot, rec)
+            if main:
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                rec["state"] = "PRUNED"
+                S.write_slot(sweep_dir, self.slot, rec)
             return rec
         except BaseException as e:
-            if isinstance(e, SystemExit):  # Submitit's requeue exit: the trial stays RUNNING and resumes
+            if isinstance(e, SystemExit) or not main:  # SystemExit: Submitit's requeue; the trial resumes
                 raise
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             rec.update(state="FAIL", error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300])
             S.write_slot(sweep_dir, self.slot, rec)
             raise
-        study.tell(trial, value)
-        rec.update(state="COMPLETE", value=value, images_seen=result.images_seen, mlflow_run_id=result.mlflow_run_id)
-        S.write_slot(sweep_dir, self.slot, rec)
+        if main:
+            study.tell(trial, value)
+            rec.update(state="COMPLETE", value=value, images_seen=result.images_seen, mlflow_run_id=result.mlflow_run_id)
+            S.write_slot(sweep_dir, self.slot, rec)
         return rec
 
     def checkpoint(self, *args, **kwargs):

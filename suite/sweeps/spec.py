@@ -6,12 +6,16 @@ wrong type fails with one line naming the key. `validate_spec` then resolves *ev
 config key, or a combination the config rejects, fails before anything is submitted.
 
     name: scaling-cpu
-    base: ../suite/configs/demo-digits.yaml     # relative to this file, builtin:NAME, or a mapping
+    base: builtin:demo-digits                   # path(s) relative to this file, builtin:NAME, or a mapping
     set: [train.total_images=4096]              # or {train.total_images: 4096}
-    grid:                                       # cartesian product; `variant` = list of override maps
+    grid:                                       # cartesian product over config keys, plus two special keys:
       method.name: [vanilla, selfflow]
       model.depth: [2, 4]
+      variant: [{_name: r50, method.mask_ratio: 0.5}]     # maps of overrides
+      config: [null, builtin:ablations/selfflow-no-rep]   # run-config files merged over the base
     executor: {kind: slurm, partition: local, cpus_per_task: 1, mem_gb: 2, timeout_min: 10}
+
+docs/SWEEPS.md has the full reference.
 """
 from __future__ import annotations
 
@@ -25,11 +29,12 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
-from suite.config import RunConfig, config_hash, from_dict, load_run_config, read_yaml_config
+from suite.config import RunConfig, deep_merge, config_hash, from_dict, load_run_config, read_yaml_config
 from suite.errors import ConfigError, SuiteError
 
 EXECUTOR_KINDS = ("local", "debug", "slurm")
 VARIANT_KEY = "variant"  # grid key whose values are maps of overrides (ablations), not one value
+CONFIG_KEY = "config"  # grid key whose values are run-config files merged over the base (presets)
 
 
 @dataclass
@@ -83,7 +88,7 @@ class StudySpec:
 class SweepSpec:
     name: str = ""
     description: str = ""
-    base: Union[str, dict[str, Any], None] = None  # run-config path (relative to the spec), builtin:NAME, or a mapping
+    base: Union[str, list[str], dict[str, Any], None] = None  # run-config path(s) (relative to the spec), builtin:NAME, or a mapping
     set: Union[list[str], dict[str, Any]] = field(default_factory=list)
     grid: Optional[dict[str, list[Any]]] = None
     study: Optional[StudySpec] = None
@@ -117,8 +122,22 @@ def load_sweep_spec(path: str | Path) -> SweepSpec:
 
 def parse_sweep_spec(d: dict, path: Path | None = None) -> SweepSpec:
     where = str(path) if path else "sweep spec"
+    d = dict(d)
+    grid, study = d.pop("grid", None), d.pop("study", None)
     try:
         spec = from_dict(SweepSpec, d)
+        # Parsed apart from the rest: the generic Optional[...] check would hide which key is wrong.
+        if grid is not None:
+            if not isinstance(grid, dict):
+                raise ConfigError(f"grid: expected a mapping of config key → list of values, got {grid!r}")
+            for k, v in grid.items():
+                if not isinstance(v, list):
+                    raise ConfigError(f"grid.{k}: expected a list of values, got {v!r}")
+            spec.grid = {str(k): v for k, v in grid.items()}
+        if study is not None:
+            if not isinstance(study, dict):
+                raise ConfigError(f"study: expected a mapping, got {study!r}")
+            spec.study = from_dict(StudySpec, study, "study")
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
     spec.path = path.resolve() if path else None
@@ -163,33 +182,53 @@ def set_overrides(spec: SweepSpec) -> list[str]:
     return list(spec.set)
 
 
-def base_source(spec: SweepSpec):
-    """The base as `load_run_config` takes it: a mapping, or a path (spec-relative first)."""
-    if spec.base is None:
-        return {}
-    if isinstance(spec.base, dict):
-        return copy.deepcopy(spec.base)
-    b = spec.base
-    if spec.path is not None and not b.startswith("builtin:") and not Path(b).is_absolute():
-        cand = spec.path.parent / b
+def read_config_file(spec: SweepSpec, path: str) -> dict:
+    """A run-config YAML named in a spec: relative to the spec's folder first, then as given."""
+    if spec.path is not None and not path.startswith("builtin:") and not Path(path).is_absolute():
+        cand = spec.path.parent / path
         if cand.is_file():
             return read_yaml_config(cand)
-    return read_yaml_config(b)
+    return read_yaml_config(path)
+
+
+def base_source(spec: SweepSpec, extra_files: tuple[str, ...] = ()) -> dict:
+    """The base as a mapping for `load_run_config`: the base file(s) or mapping, then `extra_files`."""
+    if isinstance(spec.base, dict):
+        d = copy.deepcopy(spec.base)
+    else:
+        d = {}
+        for b in [spec.base] if isinstance(spec.base, str) else (spec.base or []):
+            d = deep_merge(d, read_config_file(spec, b))
+    for f in extra_files:
+        d = deep_merge(d, read_config_file(spec, f))
+    return d
+
+
+def _label(key: str, v: Any) -> Any:
+    if key == VARIANT_KEY:
+        return v.get("_name", ",".join(f"{a}={b}" for a, b in v.items()))
+    if key == CONFIG_KEY:
+        return Path(str(v).split(":", 1)[-1]).stem if v else "base"
+    return v
 
 
 def resolve_point(spec: SweepSpec, index: int, values: dict[str, Any], where: str) -> Point:
     ovr = set_overrides(spec)
+    files = []
     for k, v in values.items():
         if k == VARIANT_KEY:
             ovr += [override(vk, vv) for vk, vv in v.items() if vk != "_name"]
+        elif k == CONFIG_KEY:
+            files += [v] if v else []
         else:
             ovr.append(override(k, v))
     try:
-        cfg = load_run_config(base_source(spec), ovr)
+        cfg = load_run_config(base_source(spec, tuple(files)), ovr)
     except SuiteError as e:
         raise ConfigError(f"{where}: {e}") from None
-    shown = {k: (v.get("_name", v) if k == VARIANT_KEY else v) for k, v in values.items()}
-    return Point(index, ovr, shown, cfg, config_hash(cfg))
+    if files:
+        ovr = [f"@{f}" for f in files] + ovr  # recorded: which preset files this point merged
+    return Point(index, ovr, {k: _label(k, v) for k, v in values.items()}, cfg, config_hash(cfg))
 
 
 def grid_points(spec: SweepSpec) -> list[Point]:
@@ -227,7 +266,7 @@ def validate_spec(spec: SweepSpec) -> None:
                 raise _fail(w, f"set: {s!r} is not key=value")
     _validate_executor(spec.executor, w)
     try:
-        base_cfg = load_run_config(base_source(spec), set_overrides(spec))
+        load_run_config(base_source(spec), set_overrides(spec))
     except SuiteError as e:
         raise _fail(w, f"base/set: {e}") from None
     if spec.grid is not None:
@@ -238,10 +277,11 @@ def validate_spec(spec: SweepSpec) -> None:
                 raise _fail(w, f"grid.{k}: empty list of values")
             if k == VARIANT_KEY and not all(isinstance(v, dict) for v in vals):
                 raise _fail(w, f"grid.{k}: each variant must be a mapping of config key → value")
+            if k == CONFIG_KEY and not all(v is None or isinstance(v, str) for v in vals):
+                raise _fail(w, f"grid.{k}: each value must be a run-config path (or null for the base alone)")
         grid_points(spec)  # resolves every point: unknown keys and bad values name the point
     else:
         _validate_study(spec, w)
-    del base_cfg
 
 
 def _validate_executor(e: ExecutorSpec, w: str) -> None:

@@ -51,7 +51,7 @@ def unit_statuses(spec, sd: SweepDir, units: list[Unit], metric: str | None = No
     if spec.study is not None:
         from suite.sweeps import study as S
 
-        trials = S.trial_states(spec, sd.path) if (sd.path / "trials").exists() or spec.study.storage else {}
+        trials = S.trial_states(spec, sd.path) if (sd.path / "trials").exists() else {}  # no slot: no trial yet
     out = []
     for u in units:
         rec = sd.units.get(u.key, {})

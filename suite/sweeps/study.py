@@ -18,29 +18,41 @@ import os
 from pathlib import Path
 from typing import Any
 
+import optuna
+
 from suite.errors import ConfigError, SuiteError
 
 STUDY_JOURNAL = "optuna.journal"
 
 
+class JobGridSampler(optuna.samplers.GridSampler):
+    """GridSampler for ask/tell from jobs: the sweep, not the sampler, decides how many trials run.
+    (Optuna's `after_trial` calls `study.stop()`, which raises outside `study.optimize`.)"""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        return None
+
+
+def slot_seed(study_spec, slot: int, attempt: int = 0) -> int:
+    """The sampler seed of a trial slot: one per slot (and per retry of a failed slot). Every job
+    builds its own sampler, so identical seeds would make parallel jobs ask the same point."""
+    return study_spec.seed + slot + 1000 * attempt
+
+
 # ----------------------------------------------------------------------------- samplers, pruners
 def make_sampler(study_spec, seed: int, where: str = "study"):
-    import optuna
-
     s = study_spec
     try:
         if s.sampler == "tpe":
             return optuna.samplers.TPESampler(seed=seed, **s.sampler_args)
         if s.sampler == "random":
             return optuna.samplers.RandomSampler(seed=seed, **s.sampler_args)
-        return optuna.samplers.GridSampler(grid_search_space(s), seed=seed, **s.sampler_args)
+        return JobGridSampler(grid_search_space(s), seed=seed, **s.sampler_args)
     except TypeError as e:
         raise ConfigError(f"{where}: study.sampler_args: {e}") from None
 
 
 def make_pruner(study_spec, where: str = "study"):
-    import optuna
-
     s = study_spec
     try:
         if s.pruner == "median":
@@ -89,8 +101,6 @@ def storage_url(spec, sweep_dir: Path) -> str:
 
 def open_storage(url: str):
     """`journal://PATH` (or a plain path): Optuna's journal file; anything else: an RDB URL."""
-    import optuna
-
     if url.startswith("journal://") or "://" not in url:
         from optuna.storages.journal import JournalFileBackend
 
@@ -103,16 +113,12 @@ def open_storage(url: str):
 def create_study(spec, sweep_dir: Path):
     """Create the study once, in the dispatcher, before any worker starts (concurrent creation of
     a new SQLite study crashes some of the creators)."""
-    import optuna
-
     direction = spec.study.direction
     return optuna.create_study(study_name=spec.name, storage=open_storage(storage_url(spec, sweep_dir)),
                                direction=direction, load_if_exists=True)
 
 
 def load_study(spec, storage, seed: int):
-    import optuna
-
     return optuna.load_study(study_name=spec.name, storage=storage,
                              sampler=make_sampler(spec.study, seed), pruner=make_pruner(spec.study))
 
@@ -140,8 +146,6 @@ def write_slot(sweep_dir: Path, slot: int, rec: dict) -> None:
 
 def trial_states(spec, sweep_dir: Path) -> dict[int, str]:
     """Optuna trial number → state name (COMPLETE, PRUNED, FAIL, RUNNING, WAITING)."""
-    import optuna
-
     try:
         study = optuna.load_study(study_name=spec.name, storage=open_storage(storage_url(spec, sweep_dir)))
     except KeyError:  # no such study yet
@@ -151,24 +155,43 @@ def trial_states(spec, sweep_dir: Path) -> dict[int, str]:
 
 # ----------------------------------------------------------------------------- the pruning callback
 class PruningCallback:
-    """Trainer callback: report the study metric at step = images seen; prune when Optuna says so."""
+    """Trainer callback: report the study metric at step = images seen; prune when Optuna says so.
+
+    In a multi-process (DDP) trial only rank 0 holds the trial (`trial=None` elsewhere); it decides
+    and broadcasts, so every rank stops at the same step (one rank leaving would hang the others
+    in their next all-reduce). The metric must therefore reach the callbacks on every rank."""
 
     def __init__(self, trial, metric: str):
         self.trial, self.metric = trial, metric
 
     def _maybe_prune(self, images_seen: int, metrics: dict[str, float]) -> None:
-        import optuna
-
         if self.metric not in metrics:
             return
         value = float(metrics[self.metric])
-        if math.isfinite(value):
-            self.trial.report(value, step=int(images_seen))
-        if self.trial.should_prune():
+        prune = False
+        if self.trial is not None:
+            if math.isfinite(value):
+                self.trial.report(value, step=int(images_seen))
+            prune = self.trial.should_prune()
+        if _distributed():
+            import torch.distributed as dist
+
+            box = [prune]
+            dist.broadcast_object_list(box, src=0)
+            prune = bool(box[0])
+        if prune:
             raise optuna.TrialPruned(f"pruned at {images_seen} images ({self.metric}={value:.5g})")
 
     on_log = _maybe_prune
     on_eval = _maybe_prune
+
+
+def _distributed() -> bool:
+    try:
+        import torch.distributed as dist
+    except ImportError:
+        return False
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def objective_value(final_metrics: dict[str, Any], metric: str) -> float:

@@ -312,7 +312,8 @@ class Trainer:
                 if main:
                     self._log_samples()
         except BaseException as e:
-            status = "pruned" if type(e).__name__ == "TrialPruned" else ("interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
+            # SystemExit: Submitit's requeue after a preemption checkpoint; the run resumes later
+            status = "pruned" if type(e).__name__ == "TrialPruned" else ("interrupted" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "failed")
             if not isinstance(e, DivergenceError):
                 self.save_checkpoint()
             self._close(status)
