@@ -17,9 +17,8 @@ import torch
 
 from suite.errors import ConfigError
 from suite.flow import broadcast_time, interpolate, velocity_target
-from suite.methods.base import FEATURE_LOSSES, Batch, Method, MethodConfig, MethodOutput, Projector, mse
+from suite.methods.base import Batch, MethodConfig, MethodOutput, TeacherAlignmentMethod, mse
 from suite.methods.registry import register_method
-from suite.models.presets import default_layers
 
 
 @dataclass
@@ -33,23 +32,11 @@ class SraConfig(MethodConfig):
 
 
 @register_method("sra", SraConfig)
-class Sra(Method):
-    needs_ema_teacher = True
-
+class Sra(TeacherAlignmentMethod):
     def __init__(self, cfg: SraConfig, model, time_sampler):
-        super().__init__(cfg, model, time_sampler)
-        if cfg.feature_loss not in FEATURE_LOSSES:
-            raise ConfigError(f"method.feature_loss: {cfg.feature_loss!r} not allowed; allowed: {', '.join(FEATURE_LOSSES)}")
         if not 0.0 <= cfg.max_time_gap <= 1.0:
             raise ConfigError(f"method.max_time_gap: must be in [0, 1], got {cfg.max_time_gap}")
-        l, k = default_layers(model.depth)
-        self.student_block = cfg.student_block or l
-        self.teacher_block = cfg.teacher_block or k
-        for key, b in (("student_block", self.student_block), ("teacher_block", self.teacher_block)):
-            if not 1 <= b <= model.depth:
-                raise ConfigError(f"method.{key}: block {b} outside 1..{model.depth}")
-        d = model.hidden_size
-        self.projector = Projector(d, cfg.projector_hidden_mult * d, d, hidden_layers=1)
+        super().__init__(cfg, model, time_sampler)
 
     def teacher_times(self, t: torch.Tensor) -> torch.Tensor:
         """(B,) student times → (B,) teacher times, never noisier: t − U(0, Δ) clamped at 0."""
@@ -63,27 +50,11 @@ class Sra(Method):
         y = self.drop_labels(batch.y)  # shared by student and teacher
         v, hidden = model(interpolate(x0, x1, broadcast_time(t, x0)), t, y, taps=(self.student_block,))
         loss_gen = mse(v, velocity_target(x0, x1))
-        q = self.projector(hidden[self.student_block])  # (B, N, D)
         t_teacher = self.teacher_times(t)  # (B,)
-        with torch.no_grad():
-            x_teacher = interpolate(x0, x1, broadcast_time(t_teacher, x0))
-            _, th = ema_model(x_teacher, t_teacher, y, taps=(self.teacher_block,), stop_after=self.teacher_block)
-            z_k = th[self.teacher_block].detach()  # (B, N, D) raw block output
-        loss_rep = FEATURE_LOSSES[self.cfg.feature_loss](q, z_k)
+        z_k = self.teacher_features(ema_model, interpolate(x0, x1, broadcast_time(t_teacher, x0)), t_teacher, y)  # (B, N, D)
+        loss_rep = self.alignment_loss(hidden[self.student_block], z_k)
         return MethodOutput(
             loss=loss_gen + self.cfg.weight * loss_rep,
             terms={"gen": loss_gen.detach(), "rep": loss_rep.detach()},
             logs={"t_mean": t.mean().item(), "teacher_gap": (t - t_teacher).mean().item()},
         )
-
-    def aux_forward_flops(self, model, batch_shape) -> float:
-        """Per image: the EMA teacher's forward through blocks 1..k (no backward)."""
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
-        from suite.train.flops import forward_flops
-
-        p = next(model.parameters())
-        x = torch.zeros(1, *batch_shape[1:], device=p.device, dtype=p.dtype)
-        t, y = torch.full((1,), 0.5, device=p.device), torch.zeros(1, dtype=torch.long, device=p.device)
-        with sdpa_kernel(SDPBackend.MATH):  # FlopCounterMode has no formula for CPU flash attention
-            return forward_flops(model, x, t, y, taps=(self.teacher_block,), stop_after=self.teacher_block)

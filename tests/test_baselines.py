@@ -5,7 +5,6 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from baselines.encoders import load_encoder
 from baselines.encoders.local import TinyViT, TinyViTConfig, save_local_encoder
 from baselines.repa import EncoderSpec, Repa, RepaConfig
 from baselines.sra import Sra, SraConfig

@@ -128,7 +128,6 @@ def test_run_dir_refuses_a_different_config(tiny_cfg):
 
 def test_sigterm_checkpoints_and_the_rerun_finishes_the_budget(tiny_cfg, tmp_path):
     """A preempted `suite train` (SIGTERM) stops at a step boundary with a checkpoint; rerunning completes it."""
-    import os
     import signal
     import time
 

@@ -31,6 +31,6 @@ def run(args: argparse.Namespace) -> int:
     from baselines.encoders.train import EncoderTrainConfig, train_encoder
 
     cfg = EncoderTrainConfig(**{f.name: getattr(args, f.name) for f in fields(EncoderTrainConfig)})
-    meta = train_encoder(cfg, args.out)
+    train_encoder(cfg, args.out)
     print(f"encoder written to {args.out}: use method.encoders=[{{name: local, path: {args.out}}}]")
     return 0

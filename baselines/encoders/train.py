@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from suite.errors import ConfigError
 from suite.evaluation.probe import probe_accuracy
 
-from baselines.encoders.local import LocalEncoder, TinyViT, TinyViTConfig, save_local_encoder
+from baselines.encoders.local import LocalEncoder, TinyViTConfig, save_local_encoder
 
 KINDS = ("classifier", "ssl")
 

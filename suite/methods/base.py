@@ -86,3 +86,56 @@ class Projector(nn.Sequential):
             layers += [nn.Linear(hidden_dim, hidden_dim), nn.SiLU()]
         layers.append(nn.Linear(hidden_dim, out_dim))
         super().__init__(*layers)
+
+
+def check_choice(key: str, value, allowed) -> None:
+    """One-line ConfigError when a method switch has a value it does not know."""
+    if value not in allowed:
+        from suite.errors import ConfigError
+
+        raise ConfigError(f"{key}: {value!r} not allowed; allowed: {', '.join(map(str, allowed))}")
+
+
+class TeacherAlignmentMethod(Method):
+    """Shared by Self-Flow and SRA: the student's block l, through a D → mult·D → D projector, is
+    aligned to the raw output of block k of the EMA teacher (l = round(0.3·depth), k = round(0.7·depth)).
+
+    The config must have `student_block`, `teacher_block`, `feature_loss`, `projector_hidden_mult`.
+    """
+
+    needs_ema_teacher = True
+
+    def __init__(self, cfg, model, time_sampler):
+        super().__init__(cfg, model, time_sampler)
+        from suite.errors import ConfigError
+        from suite.models.presets import default_layers
+
+        check_choice("method.feature_loss", cfg.feature_loss, FEATURE_LOSSES)
+        l, k = default_layers(model.depth)
+        self.student_block = cfg.student_block or l
+        self.teacher_block = cfg.teacher_block or k
+        for key, b in (("student_block", self.student_block), ("teacher_block", self.teacher_block)):
+            if not 1 <= b <= model.depth:
+                raise ConfigError(f"method.{key}: block {b} outside 1..{model.depth}")
+        d = model.hidden_size
+        self.projector = Projector(d, cfg.projector_hidden_mult * d, d, hidden_layers=1)
+        self.feature_loss = FEATURE_LOSSES[cfg.feature_loss]
+
+    @torch.no_grad()
+    def teacher_features(self, ema_model, x_teacher: torch.Tensor, t_teacher: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Raw output of the teacher's block k (no projector, no norm), blocks after k skipped: (B, N, D)."""
+        _, hidden = ema_model(x_teacher, t_teacher, y, taps=(self.teacher_block,), stop_after=self.teacher_block)
+        return hidden[self.teacher_block].detach()
+
+    def alignment_loss(self, student_hidden: torch.Tensor, teacher_hidden: torch.Tensor) -> torch.Tensor:
+        """feature_loss(h(z_l), z_k): (B, N, D) × (B, N, D) → scalar."""
+        return self.feature_loss(self.projector(student_hidden), teacher_hidden)
+
+    def aux_forward_flops(self, model, batch_shape) -> float:
+        """Per image: the EMA teacher's forward through blocks 1..k (no backward)."""
+        from suite.train.flops import forward_flops
+
+        p = next(model.parameters())
+        x = torch.zeros(1, *batch_shape[1:], device=p.device, dtype=p.dtype)
+        t, y = torch.full((1,), 0.5, device=p.device), torch.zeros(1, dtype=torch.long, device=p.device)
+        return forward_flops(model, x, t, y, taps=(self.teacher_block,), stop_after=self.teacher_block)

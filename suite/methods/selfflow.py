@@ -21,9 +21,8 @@ import torch
 
 from suite.errors import ConfigError
 from suite.flow import broadcast_time, cleaner, interpolate, velocity_target
-from suite.methods.base import FEATURE_LOSSES, Batch, Method, MethodConfig, MethodOutput, Projector, mse
+from suite.methods.base import Batch, MethodConfig, MethodOutput, TeacherAlignmentMethod, check_choice, mse
 from suite.methods.registry import register_method
-from suite.models.presets import default_layers
 
 SECOND_TIME_RULES = ("iid", "window", "per_token", "noise")
 TEACHER_TIME_RULES = ("min", "max", "student")
@@ -56,28 +55,15 @@ class DualTimesteps:
 
 
 @register_method("selfflow", SelfFlowConfig)
-class SelfFlow(Method):
-    needs_ema_teacher = True
+class SelfFlow(TeacherAlignmentMethod):
     per_token_timesteps = True
 
     def __init__(self, cfg: SelfFlowConfig, model, time_sampler):
-        super().__init__(cfg, model, time_sampler)
-        if cfg.second_time not in SECOND_TIME_RULES:
-            raise ConfigError(f"method.second_time: {cfg.second_time!r} not allowed; allowed: {', '.join(SECOND_TIME_RULES)}")
-        if cfg.teacher_time not in TEACHER_TIME_RULES:
-            raise ConfigError(f"method.teacher_time: {cfg.teacher_time!r} not allowed; allowed: {', '.join(TEACHER_TIME_RULES)}")
-        if cfg.feature_loss not in FEATURE_LOSSES:
-            raise ConfigError(f"method.feature_loss: {cfg.feature_loss!r} not allowed; allowed: {', '.join(FEATURE_LOSSES)}")
+        check_choice("method.second_time", cfg.second_time, SECOND_TIME_RULES)
+        check_choice("method.teacher_time", cfg.teacher_time, TEACHER_TIME_RULES)
         if not 0.0 <= cfg.mask_ratio <= 1.0:
             raise ConfigError(f"method.mask_ratio: must be in [0, 1], got {cfg.mask_ratio}")
-        l, k = default_layers(model.depth)
-        self.student_block = cfg.student_block or l
-        self.teacher_block = cfg.teacher_block or k
-        for key, b in (("student_block", self.student_block), ("teacher_block", self.teacher_block)):
-            if not 1 <= b <= model.depth:
-                raise ConfigError(f"method.{key}: block {b} outside 1..{model.depth}")
-        d = model.hidden_size
-        self.projector = Projector(d, cfg.projector_hidden_mult * d, d, hidden_layers=1)
+        super().__init__(cfg, model, time_sampler)
 
     @property
     def uses_rep_loss(self) -> bool:
@@ -131,12 +117,9 @@ class SelfFlow(Method):
         terms = {"gen": loss_gen}
         loss = loss_gen
         if self.uses_rep_loss:
-            q = self.projector(hidden[self.student_block])  # (B, N, D)
-            with torch.no_grad():
-                x_teacher = interpolate(x0, x1, self.teacher_input_time(ts.teacher_t, core, x0))
-                _, th = ema_model(x_teacher, ts.teacher_t, y, taps=(self.teacher_block,), stop_after=self.teacher_block)
-                z_k = th[self.teacher_block].detach()  # (B, N, D) raw block output
-            loss_rep = FEATURE_LOSSES[c.feature_loss](q, z_k)
+            x_teacher = interpolate(x0, x1, self.teacher_input_time(ts.teacher_t, core, x0))  # same x0, x1
+            z_k = self.teacher_features(ema_model, x_teacher, ts.teacher_t, y)  # (B, N, D)
+            loss_rep = self.alignment_loss(hidden[self.student_block], z_k)
             loss = loss + c.gamma * loss_rep
             terms["rep"] = loss_rep
         logs = {"mask_frac": ts.mask.float().mean().item(), "t_mean": ts.tau.mean().item()}

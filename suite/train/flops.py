@@ -22,7 +22,7 @@ def count_flops(fn) -> float:
 
 def forward_flops(model, x, t, y, **kw) -> float:
     with torch.no_grad():
-        return count_flops(lambda: model(x, t, y, **kw))
+        return count_flops(lambda: model(x, t, y, **kw))  # count_flops already forces the maths attention
 
 
 def training_flops_per_image(model, ema, method, batch) -> dict[str, float]:
