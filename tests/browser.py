@@ -38,4 +38,4 @@ def open_in_chromium(html: Path, scratch: Path) -> dict:
     subprocess.run(base + [f"--screenshot={shot}", "--window-size=1280,2400", Path(html).as_uri()],
                    capture_output=True, text=True, timeout=120)
     return {"decoded": int(found.group(1)) if found else -1, "images": page.count("<img "),
-            "js_error": "data-js-error" in dom.stdout, "screenshot": shot}
+            "js_error": re.search(r"<body[^>]*data-js-error=", dom.stdout) is not None, "screenshot": shot}

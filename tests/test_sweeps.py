@@ -12,7 +12,7 @@ import yaml
 from suite.config import apply_overrides
 from suite.errors import SuiteError
 from suite.sweeps import Sweep, parse_sweep_spec, run_sweep
-from suite.sweeps.cli import main as sweep_main
+from suite.cli import main as suite_main
 from suite.sweeps.spec import load_sweep_spec, override
 
 torch.set_num_threads(1)
@@ -112,7 +112,7 @@ def test_cli_bad_spec_is_one_line_and_exit_2(tmp_path, capsys):
     d = grid_spec(tmp_path, grid={"model.dpeth": [1, 2]})
     p = tmp_path / "bad.yaml"
     p.write_text(yaml.safe_dump(d))
-    assert sweep_main([str(p)]) == 2
+    assert suite_main(["sweep", str(p)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "model.dpeth" in err and str(p) in err and len(err.splitlines()) == 1
     assert not (tmp_path / "sweeps").exists()  # nothing submitted, no sweep directory

@@ -1,5 +1,6 @@
+"""`python -m suite.sweeps ...` = `suite sweep ...`."""
 import sys
 
-from suite.sweeps.cli import main
+from suite.cli import main
 
-sys.exit(main())
+sys.exit(main(["sweep", *sys.argv[1:]]))

@@ -26,17 +26,3 @@ def run(args: argparse.Namespace) -> int:
     if args.spec:
         raise SuiteError(f"expected one sweep spec, got two: {args.target} {args.spec} (did you mean 'status'?)")
     return run_sweep(load_sweep_spec(args.target), kind=args.executor, dry_run=args.dry_run, wait=args.wait)
-
-
-def main(argv=None) -> int:
-    """Stand-alone entry (`python -m suite.sweeps`), same behaviour as `suite sweep`."""
-    import sys
-
-    parser = argparse.ArgumentParser(prog="suite sweep", description=__doc__)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except SuiteError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2

@@ -64,9 +64,21 @@ def point_config(spec: SweepSpec, unit: Unit, tracking: dict, parent_run_id: str
     cfg = dataclasses.replace(unit.point.cfg)
     cfg.name = f"{spec.name}-{unit.point.slug}"
     cfg.train = dataclasses.replace(cfg.train, run_dir=str(unit.run_dir), runs_root=str(runs_root(spec)))
-    cfg.tracking = dataclasses.replace(cfg.tracking, **tracking, parent_run_id=parent_run_id,
-                                       tags={**cfg.tracking.tags, "sweep": spec.name, "sweep_point": unit.hash})
+    tags = {**cfg.tracking.tags, "sweep": spec.name, "sweep_point": unit.hash}
+    label = variant_label(unit.point.values, cfg.method.name)
+    if label:
+        tags["ablation"] = label  # the report names the run's group by it (reports/data.py)
+    cfg.tracking = dataclasses.replace(cfg.tracking, **tracking, parent_run_id=parent_run_id, tags=tags)
     return cfg
+
+
+def variant_label(values: dict[str, Any], method: str) -> str | None:
+    """The name of a point's `variant` or `config` preset when it is more than its method's name."""
+    from suite.sweeps.spec import CONFIG_KEY, VARIANT_KEY
+
+    names = [str(values[k]) for k in (CONFIG_KEY, VARIANT_KEY) if values.get(k) not in (None, "base")]
+    label = "+".join(n for n in names if n != method)
+    return label or None
 
 
 def study_base(spec: SweepSpec) -> dict:
