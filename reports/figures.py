@@ -94,8 +94,8 @@ def convergence(cur: pd.DataFrame, metric: str):
                 if band.empty:
                     continue
                 n = int(ms[ms["method_key"] == mk]["run_id"].nunique())
-                ax.plot(band["x"], band["y"], color=method_color(mk), lw=1.8,
-                        label=f"{method_label(mk)} ({n} seed{'s' if n > 1 else ''})")
+                ax.plot(band["x"], band["y"], color=method_color(mk), lw=1.8, marker="o" if len(band) < 8 else None, ms=4,
+                        label=f"{method_label(mk)} ({n} seed{'s' if n > 1 else ''})")  # markers: sparse evaluations stay visible
                 if n > 1:
                     ax.fill_between(band["x"], band["lo"], band["hi"], color=method_color(mk), alpha=0.2, lw=0)
             ax.set_xscale("log")
