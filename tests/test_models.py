@@ -109,3 +109,27 @@ def test_other_modalities_roundtrip_and_train_with_selfflow(shape):
     out = method.loss(Batch(x0=x, y=torch.tensor([0, 2])), m, make_ema(m), 0)
     out.loss.backward()
     assert torch.isfinite(out.loss) and set(out.terms) == {"gen", "rep"}
+
+
+def test_deduplicated_conditioning_equals_the_per_token_computation():
+    from suite.models.sit import Conditioning
+
+    m = _tiny_model()
+    x, y = torch.randn(3, 3, 8, 8), torch.tensor([0, 4, 5])
+    t, s = torch.rand(3), torch.rand(3)
+    tau = torch.where(torch.rand(3, m.num_tokens) < 0.3, s[:, None], t[:, None])  # two levels per sample
+    v = m(x, tau, y)
+    per_token = (m.t_embedder(tau) + m.y_embedder(y)[:, None]).reshape(-1, 32)  # (B·N, D), no sharing
+    m.condition = lambda t_, y_: Conditioning(per_token, torch.arange(3 * m.num_tokens).view(3, -1))
+    torch.testing.assert_close(m(x, tau, y), v, rtol=1e-5, atol=1e-6)
+
+
+def test_dual_timesteps_cost_about_what_one_timestep_costs():
+    """adaLN runs once per distinct (sample, time), not once per token (measuring.md §5)."""
+    from suite.train.flops import forward_flops
+
+    m = build_model(ModelConfig(preset="SiT-S/2"), (4, 32, 32), 1000)
+    x, y = torch.randn(2, 4, 32, 32), torch.tensor([1, 2])
+    tau = torch.where(torch.rand(2, m.num_tokens) < 0.25, 0.2, 0.7)
+    ratio = forward_flops(m, x, tau, y) / forward_flops(m, x, torch.full((2,), 0.7), y)
+    assert 1.0 <= ratio < 1.01

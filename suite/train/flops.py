@@ -29,15 +29,16 @@ def training_flops_per_image(model, ema, method, batch) -> dict[str, float]:
     """{'backbone': fwd+bwd of the generator as the method runs it, 'total': the method's whole step,
     'aux': total − backbone (teachers, encoders, projectors)}.
 
-    With per-token timesteps the adaLN modulations run once per token, not once per image
-    (measuring.md §5), so the backbone is counted with (B, N) times for such methods.
+    Methods with per-token timesteps are counted with two time levels per sample: the backbone
+    computes adaLN once per distinct (sample, time) level (suite.models.sit.Conditioning).
     """
     b = batch.x0.shape[0]
     dev = batch.x0.device
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         t = torch.rand(b, device=dev)
-        if method.per_token_timesteps:
-            t = t[:, None].expand(b, model.num_tokens).contiguous()  # (B, N)
+        if method.per_token_timesteps:  # two time levels per sample, as dual-timestep training has
+            second = torch.rand(b, device=dev)
+            t = torch.where(torch.arange(model.num_tokens, device=dev) % 4 == 0, second[:, None], t[:, None])  # (B, N)
 
         def backbone():
             model(batch.x0, t, batch.y).float().square().mean().backward()
