@@ -8,8 +8,10 @@ VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-"torch==2.14.1 torchvision==0.29.1"}
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+# Some machines' pip configs name local indexes that may be absent: hide only that warning.
+quiet_pip() { "$VENV/bin/pip" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 if ! "$VENV/bin/python" -c "import torch, torchvision" 2>/dev/null; then
-  "$VENV/bin/pip" install -q $TORCH_SPEC
+  quiet_pip install -q $TORCH_SPEC
 fi
-"$VENV/bin/pip" install -q -e ".[dev]"
+quiet_pip install -q -e ".[dev]"
 echo "installed: $("$VENV/bin/python" -c 'import torch; print("torch", torch.__version__)') into $VENV"
