@@ -32,8 +32,11 @@ def test_demo_quick_runs_every_method_and_prints_the_report_path(demo):
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{out / 'runs' / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name("demo").experiment_id], "tags.sweep = 'demo-quick'")
-    assert len(runs) == 6
+    tagged = client.search_runs([client.get_experiment_by_name("demo").experiment_id], "tags.sweep = 'demo-quick'")
+    runs = [r for r in tagged if "method" in r.data.tags]  # the sweep's parent run has no method
+    parents = [r for r in tagged if "method" not in r.data.tags]
+    assert len(runs) == 6 and len(parents) == 1
+    assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in runs)
     assert {r.data.tags["method"] for r in runs} == {"vanilla", "repa", "selfflow"}
     for run in runs:
         keys = set(run.data.metrics)
