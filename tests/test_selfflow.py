@@ -35,26 +35,23 @@ def test_dual_timestep_statistics():
     torch.testing.assert_close(d.teacher_t, torch.minimum(d.t, d.s))
 
 
-def test_teacher_input_is_the_cleaner_interpolation():
-    """The teacher's x is built from the same x0 and x1 at min(t, s) for every token."""
-    model, m = make()
-    ema = make_ema(model)
-    seen = {}
-    orig = ema.forward
+def record_inputs(net) -> dict:
+    """Make `net` remember the (x, t, y) of its last forward call."""
+    seen, orig = {}, net.forward
 
     def spy(x, t, y, **kw):
         seen["x"], seen["t"], seen["y"] = x, t, y
         return orig(x, t, y, **kw)
 
-    ema.forward = spy
-    student_in = {}
-    orig_s = model.forward
+    net.forward = spy
+    return seen
 
-    def spy_s(x, t, y, **kw):
-        student_in["x"], student_in["t"], student_in["y"] = x, t, y
-        return orig_s(x, t, y, **kw)
 
-    model.forward = spy_s
+def test_teacher_input_is_the_cleaner_interpolation():
+    """The teacher's x is built from the same x0 and x1 at min(t, s) for every token."""
+    model, m = make()
+    ema = make_ema(model)
+    seen, student_in = record_inputs(ema), record_inputs(model)
     batch = Batch(x0=torch.randn(8, 1, 8, 8), y=torch.arange(8))
     torch.manual_seed(3)
     m.loss(batch, model, ema, 0)
