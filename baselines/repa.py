@@ -22,11 +22,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from suite.errors import ConfigError, SuiteError
 from suite.flow import broadcast_time, interpolate, velocity_target
-from suite.methods.base import Batch, Method, MethodConfig, MethodOutput, Projector, mse, negative_cosine
+from suite.methods.base import Batch, Method, MethodConfig, MethodOutput, Projector, mse, negative_cosine, resolve_block
 from suite.methods.registry import register_method
 from suite.models.presets import default_layers
 
-from baselines.encoders import Encoder, load_encoder, resample_tokens
+from baselines.encoders import ENCODERS, Encoder, available_encoders, load_encoder, resample_tokens
 
 
 @dataclass
@@ -47,6 +47,17 @@ class RepaConfig(MethodConfig):
     projector_hidden: int = 2048
     projector_hidden_layers: int = 2  # REPA: Linear → SiLU → Linear → SiLU → Linear
 
+    def validate(self, model) -> None:
+        super().validate(model)
+        if not self.encoders:
+            raise ConfigError("method.encoders: REPA needs at least one encoder")
+        for i, e in enumerate(self.encoders):
+            if e.name not in ENCODERS:
+                raise ConfigError(f"method.encoders[{i}].name: unknown encoder {e.name!r}; allowed: {', '.join(available_encoders())}")
+        if self.weight < 0:
+            raise ConfigError(f"method.weight: must be ≥ 0, got {self.weight}")
+        resolve_block("method.student_block", self.student_block, default_layers(model.depth)[0], model.depth)
+
 
 def repa_alignment(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """−mean over tokens and samples of cos(q, target) (REPA's `proj_loss`, in [−1, 1]).
@@ -60,13 +71,7 @@ def repa_alignment(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 class Repa(Method):
     def __init__(self, cfg: RepaConfig, model, time_sampler):
         super().__init__(cfg, model, time_sampler)
-        if not cfg.encoders:
-            raise ConfigError("method.encoders: REPA needs at least one encoder")
-        if cfg.weight < 0:
-            raise ConfigError(f"method.weight: must be ≥ 0, got {cfg.weight}")
-        self.student_block = cfg.student_block or default_layers(model.depth)[0]
-        if not 1 <= self.student_block <= model.depth:
-            raise ConfigError(f"method.student_block: block {self.student_block} outside 1..{model.depth}")
+        self.student_block = resolve_block("method.student_block", cfg.student_block, default_layers(model.depth)[0], model.depth)
         # A plain list: frozen encoders are not parameters of the method (optimizer, checkpoint, DDP).
         self.encoders: list[Encoder] = [load_encoder(e.name, e.path, e.cache_dir, e.input_size) for e in cfg.encoders]
         self.projectors = torch.nn.ModuleList(

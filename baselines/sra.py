@@ -11,32 +11,31 @@ a small random margin rather than by the other of two independent draws.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 
 from suite.errors import ConfigError
 from suite.flow import broadcast_time, interpolate, velocity_target
-from suite.methods.base import Batch, MethodConfig, MethodOutput, TeacherAlignmentMethod, mse
+from suite.methods.base import Batch, MethodOutput, TeacherAlignmentConfig, TeacherAlignmentMethod, check_range, mse
 from suite.methods.registry import register_method
 
 
 @dataclass
-class SraConfig(MethodConfig):
+class SraConfig(TeacherAlignmentConfig):
+    """Also: student_block (8 of 28), teacher_block (20 of 28), feature_loss, projector_hidden_mult."""
+
     weight: float = 0.5
-    student_block: Optional[int] = None  # l; None: round(0.3·depth) (8 of 28)
-    teacher_block: Optional[int] = None  # k; None: round(0.7·depth) (20 of 28)
     max_time_gap: float = 0.2  # teacher time t − U(0, max_time_gap), clamped at data (t = 0)
-    feature_loss: str = "cosine"  # cosine | l1
-    projector_hidden_mult: int = 2  # h: D → mult·D → D
+
+    def validate(self, model) -> None:
+        super().validate(model)
+        check_range("method.max_time_gap", self.max_time_gap, 0.0, 1.0)
+        if self.weight < 0:
+            raise ConfigError(f"method.weight: must be ≥ 0, got {self.weight}")
 
 
 @register_method("sra", SraConfig)
 class Sra(TeacherAlignmentMethod):
-    def __init__(self, cfg: SraConfig, model, time_sampler):
-        if not 0.0 <= cfg.max_time_gap <= 1.0:
-            raise ConfigError(f"method.max_time_gap: must be in [0, 1], got {cfg.max_time_gap}")
-        super().__init__(cfg, model, time_sampler)
 
     def teacher_times(self, t: torch.Tensor) -> torch.Tensor:
         """(B,) student times → (B,) teacher times, never noisier: t − U(0, Δ) clamped at 0."""

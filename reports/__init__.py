@@ -2,5 +2,5 @@
 
 The report reads only what the runs logged to MLflow (tags, params, metric histories); it never
 opens a run directory. Entry points: `reports.build.build_report` and the `suite report` CLI
-(`reports.cli`).
+(`suite.commands.report`).
 """

@@ -1,4 +1,6 @@
-"""`suite` command line. Subcommands live in their own modules, imported only when used.
+"""`suite` command line: the application layer's entry point. Subcommands live in their own
+modules (suite/commands/), imported only when used; plugins (suite.commands.plugins) are loaded
+first so every command sees the same methods, datasets, backbones and encoders.
 
 Each module exposes `add_arguments(parser)` and `run(args) -> int`. User errors (SuiteError) print
 one line `error: ...` and exit 2; nothing already written is removed.
@@ -14,10 +16,10 @@ import sys
 COMMANDS = {
     "train": ("suite.commands.train", "train (or resume) one run from a YAML config"),
     "sample": ("suite.commands.sample", "write samples from a run's EMA model"),
-    "eval": ("suite.evaluation.cli", "evaluate a run: FID/KID/IS/PR, class consistency, linear probes"),
-    "sweep": ("suite.sweeps.cli", "run a sweep (grid or Optuna study) locally or on SLURM; `sweep status`"),
-    "report": ("reports.cli", "build the report (tables, scaling laws, figures, HTML) from MLflow"),
-    "encoder": ("baselines.encoders.cli", "train a small encoder on built-in data for REPA (`encoder train`)"),
+    "eval": ("suite.commands.eval", "evaluate a run: FID/KID/IS/PR, class consistency, linear probes"),
+    "sweep": ("suite.commands.sweep", "run a sweep (grid or Optuna study) locally or on SLURM; `sweep status`"),
+    "report": ("suite.commands.report", "build the report (tables, scaling laws, figures, HTML) from MLflow"),
+    "encoder": ("suite.commands.encoder", "train a small encoder on built-in data for REPA (`encoder train`)"),
     "demo": ("suite.commands.demo", "the built-in demo: a small scaling grid, evaluation and the report"),
     "bench": ("suite.commands.bench", "throughput / FLOPs / memory benchmark of a config, logged to MLflow"),
     "data": ("suite.commands.data", "data tools: `data encode` (VAE latents), `data show`"),
@@ -36,12 +38,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from suite.commands.plugins import activate_plugins
     from suite.errors import SuiteError
 
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     cmd = argv[0] if argv and argv[0] in COMMANDS else None
     try:
+        activate_plugins()
         parser = build_parser(only=cmd)
         args = parser.parse_args(argv)
         if not args.command:

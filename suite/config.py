@@ -29,7 +29,7 @@ BUILTIN_CONFIG_DIR = Path(__file__).parent / "configs"
 # ----------------------------------------------------------------------------- sections
 @dataclass
 class DataConfig:
-    name: str = "digits"  # digits | shapes | folder | latents
+    name: str = "digits"  # a registered dataset: digits | shapes | folder | latents | plugins' own
     root: Optional[str] = None  # folder / latent shards directory
     image_size: int = 16  # built-in data are rendered/upscaled to this size
     num_images: int = 2000  # shapes: how many to generate
@@ -42,6 +42,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    backbone: str = "sit"  # a registered backbone (suite.models.BACKBONES)
     preset: str = "SiT-Nano/2"  # see suite/models/presets.py
     hidden_size: Optional[int] = None  # overrides the preset (scaling grids)
     depth: Optional[int] = None
@@ -75,7 +76,7 @@ class TrainConfig:
     val_images: int = 256
     num_workers: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     compile: bool = False  # torch.compile the backbone
     threads: int = 0  # torch CPU threads; 0: torch's default
     progress: bool = True
@@ -84,14 +85,14 @@ class TrainConfig:
 
 @dataclass
 class SamplingConfig:
-    sampler: str = "euler"  # euler | heun | sde
+    sampler: Literal["euler", "heun", "sde"] = "euler"
     steps: int = 50
     shift: float = 1.0  # sample shift on the time grid
     cfg_scale: float = 1.0  # 1.0: no guidance
     guidance_interval: tuple[float, float] = (0.0, 0.7)  # guidance only for t in [lo, hi] (t = 1 noise)
     sde_last_step: float = 0.04  # Euler–Maruyama: final mean step (SiT)
     diffusion_scale: float = 1.0  # SDE diffusion coefficient multiplier
-    label_sampling: str = "uniform"  # uniform | balanced
+    label_sampling: Literal["uniform", "balanced"] = "uniform"
     seed: int = 0
 
 
@@ -102,8 +103,8 @@ class EvalConfig:
     batch_size: int = 250
     metrics: list[str] = field(default_factory=list)  # e.g. [fid, kid, class_consistency, probe]
     extractor: str = "auto"  # auto: the dataset's domain classifier; inception; dinov2
-    reference_split: str = "test"
-    backends: list[str] = field(default_factory=lambda: ["torch-fidelity"])  # and/or clean-fid
+    reference_split: Literal["train", "test", "all"] = "test"
+    backends: list[str] = field(default_factory=lambda: ["torch-fidelity"])  # torch-fidelity and/or clean-fid
     inception_weights: Optional[str] = None
     dinov2_weights: Optional[str] = None
     reference_npz: Optional[str] = None  # ADM reference batch (VIRTUAL_imagenet256_labeled.npz)
@@ -256,18 +257,11 @@ def config_from_dict(d: dict) -> RunConfig:
 
 
 def _check_values(cfg: RunConfig) -> None:
-    """Cross-field checks that types alone cannot express."""
-    t = cfg.train
-    if t.batch_size <= 0:
-        raise ConfigError(f"train.batch_size: must be positive, got {t.batch_size}")
-    if t.total_images <= 0:
-        raise ConfigError(f"train.total_images: must be positive, got {t.total_images}")
-    if t.precision not in ("auto", "fp32", "bf16"):
-        raise ConfigError(f"train.precision: {t.precision!r} not allowed; allowed: auto, fp32, bf16")
-    if cfg.sampling.sampler not in ("euler", "heun", "sde"):
-        raise ConfigError(f"sampling.sampler: {cfg.sampling.sampler!r} not allowed; allowed: euler, heun, sde")
-    if not 0 < cfg.optim.ema_decay < 1:
-        raise ConfigError(f"optim.ema_decay: must be in (0, 1), got {cfg.optim.ema_decay}")
+    """Cross-field facts that types alone cannot express, checked when the config is loaded, so
+    `suite config` rejects everything `suite train` would reject while building the run."""
+    from suite.validation import check_run_config
+
+    check_run_config(cfg)
 
 
 # ----------------------------------------------------------------------------- YAML, overrides

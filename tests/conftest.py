@@ -10,6 +10,12 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
+# As the CLI does at start-up: load the installed plugins (baselines: repa, sra, encoders), so
+# tests that build configs in-process see the same registries as `suite ...` does.
+from suite.commands.plugins import activate_plugins  # noqa: E402
+
+activate_plugins()
+
 
 def tiny_run_config(tmp_path, **over) -> dict:
     """A run config dict that trains in seconds on one CPU core."""

@@ -32,7 +32,7 @@ def test_overrides_are_typed_and_round_trip():
     (["model.depth=abc"], "model.depth: expected an integer"),
     (["optim.betas=[0.9]"], "optim.betas: expected 2 values"),
     (["train.batch_size=0"], "train.batch_size: must be positive"),
-    (["sampling.sampler=ddim"], "sampling.sampler: 'ddim' not allowed"),
+    (["sampling.sampler=ddim"], "sampling.sampler: 'ddim' is not allowed"),
     (["method.mask_ratio=high"], "method.mask_ratio: expected a number"),
     (["method.encoders=3"], "method.encoders"),
     (["data.nme=digits"], "unknown config key 'data.nme'"),

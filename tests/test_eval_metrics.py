@@ -10,7 +10,8 @@ from PIL import Image
 from suite.config import DataConfig, load_run_config
 from suite.errors import MissingFileError, SuiteError
 from suite.evaluation.domain_classifier import ClassifierRecipe, get_domain_classifier, read_meta
-from suite.evaluation.extractors import (INCEPTION_FILE, build_extractor, dinov2_extractor, domain_extractor,
+from suite.evaluation.registry import build_extractor
+from suite.evaluation.extractors import (INCEPTION_FILE, dinov2_extractor, domain_extractor,
                                          find_cleanfid_inception, inception_extractor)
 from suite.evaluation.images import load_split, to_uint8
 from suite.evaluation.metrics import MetricSpec, compute_for_extractor, count_label, metric_names, parse_metric

@@ -67,7 +67,7 @@ def test_trainer_hook_logs_metrics_protocol_and_grid(trained_run):
 
 def test_suite_eval_trained_beats_step0_and_logs_at_its_step(trained_run, capsys):
     from suite.cli import main
-    from suite.evaluation.run_eval import evaluate_run
+    from suite.commands.eval import evaluate_run
 
     cfg, result = trained_run
     run_dir = result.run_dir
@@ -97,6 +97,6 @@ def test_suite_eval_user_errors(tmp_path, trained_run):
     assert main(["eval", str(result.run_dir), "--metrics", "fidd", "--no-log"]) == 2
     assert main(["eval", str(result.run_dir), "--checkpoint", str(tmp_path / "none.pt")]) == 2
     with pytest.raises(SuiteError, match="outside"):
-        from suite.evaluation.run_eval import evaluate_run
+        from suite.commands.eval import evaluate_run
 
         evaluate_run(result.run_dir, metrics=["probe"], overrides=["eval.probe_blocks=[9]"], device="cpu", log=False)

@@ -1,4 +1,5 @@
-"""Name → loader table for the encoders REPA can align to.
+"""Name → loader table for the encoders REPA can align to (a core `Registry`; other plugins may
+register more encoders here).
 
 A loader is `fn(path: str | None, cache_dir: str | None, **options) -> Encoder`. Loaders never
 download: they read an explicit weights path or a pre-filled cache and otherwise raise one
@@ -6,29 +7,21 @@ download: they read an explicit weights path or a pre-filled cache and otherwise
 """
 from __future__ import annotations
 
-from typing import Callable
-
 from suite.errors import ConfigError
+from suite.registry import Registry
 
 from baselines.encoders.base import Encoder
 
-_LOADERS: dict[str, Callable[..., Encoder]] = {}
+ENCODERS = Registry("encoder", "method.encoders[].name")
 
 
 def register_encoder(name: str):
     """Decorator: `@register_encoder("dinov2-vitb14") def load(path, cache_dir, **options): ...`."""
-
-    def wrap(fn):
-        if name in _LOADERS and _LOADERS[name] is not fn:
-            raise ValueError(f"encoder '{name}' registered twice")
-        _LOADERS[name] = fn
-        return fn
-
-    return wrap
+    return ENCODERS.register(name)
 
 
 def available_encoders() -> list[str]:
-    return sorted(_LOADERS)
+    return ENCODERS.names()
 
 
 def load_encoder(name: str, path: str | None = None, cache_dir: str | None = None,
@@ -37,9 +30,9 @@ def load_encoder(name: str, path: str | None = None, cache_dir: str | None = Non
 
     `input_size` overrides the resolution `preprocess` resizes to (and so the token grid).
     """
-    if name not in _LOADERS:
+    if name not in ENCODERS:
         raise ConfigError(f"unknown encoder '{name}'; available: {', '.join(available_encoders())}")
-    enc = _LOADERS[name](path=path, cache_dir=cache_dir, **options)
+    enc = ENCODERS.get(name)(path=path, cache_dir=cache_dir, **options)
     if input_size is not None:
         if input_size % enc.patch_size:
             raise ConfigError(f"encoder {name}: input_size {input_size} is not a multiple of its patch size {enc.patch_size}")

@@ -19,7 +19,7 @@ def run(args) -> int:
     import torch
     from torchvision.utils import save_image
 
-    from suite.run_loading import load_run
+    from suite.commands.run_loading import load_run
     from suite.sampling import describe, sample_images
 
     loaded = load_run(args.run_dir, args.checkpoint, args.overrides, device=args.device)

@@ -1,11 +1,14 @@
 """Data: built-in `digits` and `shapes` (no download), an image folder, precomputed latent shards.
 
-`build_dataset(cfg.data, split)` is the one way to get a dataset; `ResumableSampler` gives the
+`build_dataset(cfg.data, split)` is the one way to get a dataset; datasets register by name
+(`register_dataset`, the `DATASETS` registry; plugins may add their own); `ResumableSampler` gives the
 trainer a data order that a restarted run continues exactly.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 import torch
@@ -14,8 +17,33 @@ from torch.utils.data import Dataset, Sampler
 from suite.data.builtin import load_digits_images, make_shapes, split_indices
 from suite.data.datasets import ImageFolderDataset, LatentShardDataset, TensorImageDataset
 from suite.errors import ConfigError
+from suite.registry import Registry
 
-DATASETS = ("digits", "shapes", "folder", "latents")
+DATASETS = Registry("dataset", "data.name")
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """How to make one kind of dataset. `build(data_cfg)` → the full dataset (build_dataset splits
+    it); `describe(data_cfg)` → (data shape, number of classes) without building it, or None when
+    only the data can tell (folders, shards): config validation uses it to check model sizes."""
+
+    build: Callable
+    describe: Callable = lambda data_cfg: None
+
+
+def register_dataset(name: str, describe: Callable | None = None):
+    """Decorator on `build(data_cfg) -> Dataset`: `@register_dataset("shapes", describe=...)`."""
+
+    def wrap(build):
+        DATASETS.register(name, DatasetEntry(build, describe or (lambda data_cfg: None)))
+        return build
+
+    return wrap
+
+
+def describe_dataset(data_cfg) -> tuple[tuple[int, ...], int] | None:
+    return DATASETS.get(data_cfg.name).describe(data_cfg)
 
 
 @lru_cache(maxsize=8)
@@ -23,6 +51,32 @@ def _builtin_tensors(name: str, image_size: int, num_images: int, num_classes: i
     if name == "digits":
         return load_digits_images(image_size)
     return make_shapes(num_images, image_size, num_classes, seed)
+
+
+@register_dataset("digits", describe=lambda c: ((1, c.image_size, c.image_size), 10))
+def _digits(c) -> Dataset:
+    images, labels = _builtin_tensors("digits", c.image_size, c.num_images, c.num_classes, c.seed)
+    return TensorImageDataset(images, labels, 10, "digits", hflip=False)
+
+
+@register_dataset("shapes", describe=lambda c: ((3, c.image_size, c.image_size), c.num_classes))
+def _shapes(c) -> Dataset:
+    images, labels = _builtin_tensors("shapes", c.image_size, c.num_images, c.num_classes, c.seed)
+    return TensorImageDataset(images, labels, c.num_classes, "shapes", hflip=c.hflip)
+
+
+@register_dataset("folder", describe=lambda c: ((3, c.image_size, c.image_size), None))
+def _folder(c) -> Dataset:
+    if not c.root:
+        raise ConfigError("data.root: the 'folder' dataset needs data.root=<dir with one folder per class>")
+    return ImageFolderDataset(c.root, c.image_size, hflip=c.hflip)
+
+
+@register_dataset("latents")
+def _latents(c) -> Dataset:
+    if not c.root:
+        raise ConfigError("data.root: the 'latents' dataset needs data.root=<dir of shard-*.pt>")
+    return LatentShardDataset(c.root, c.vae)
 
 
 class _SplitView(Dataset):
@@ -46,23 +100,13 @@ class _SplitView(Dataset):
 
 
 def build_dataset(data_cfg, split: str = "train") -> Dataset:
+    """The one way to get a dataset: the registered builder for `data.name`, then the split.
+    Random flips (data.hflip) apply to the training split only."""
     if split not in ("train", "test", "all"):
         raise ConfigError(f"split: {split!r} not allowed; allowed: train, test, all")
-    name = data_cfg.name
-    if name in ("digits", "shapes"):
-        images, labels = _builtin_tensors(name, data_cfg.image_size, data_cfg.num_images, data_cfg.num_classes, data_cfg.seed)
-        n_cls = 10 if name == "digits" else data_cfg.num_classes
-        full = TensorImageDataset(images, labels, n_cls, name, hflip=data_cfg.hflip and split == "train")
-    elif name == "folder":
-        if not data_cfg.root:
-            raise ConfigError("data.root: the 'folder' dataset needs data.root=<dir with one folder per class>")
-        full = ImageFolderDataset(data_cfg.root, data_cfg.image_size, hflip=data_cfg.hflip and split == "train")
-    elif name == "latents":
-        if not data_cfg.root:
-            raise ConfigError("data.root: the 'latents' dataset needs data.root=<dir of shard-*.pt>")
-        full = LatentShardDataset(data_cfg.root, data_cfg.vae)
-    else:
-        raise ConfigError(f"data.name: unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
+    full = DATASETS.get(data_cfg.name).build(data_cfg)
+    if split != "train" and getattr(full, "hflip", False):
+        full.hflip = False
     if split == "all" or data_cfg.test_fraction <= 0:
         return full
     return _SplitView(full, split_indices(len(full), data_cfg.test_fraction, data_cfg.seed, split).tolist())

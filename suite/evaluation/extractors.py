@@ -270,22 +270,6 @@ def dinov2_extractor(weights_dir, device="cpu", batch_size: int = 250) -> Extrac
     return Extractor("dinov2", FIDELITY_DINOV2, "dinov2", None, _dinov2_dir(weights_dir), device, batch_size)
 
 
-def build_extractor(kind: str, cfg, device="cpu", cache_dir=None) -> Extractor:
-    """kind: auto | domain | inception | dinov2 (eval.extractor); `auto` = the dataset's classifier."""
-    e = cfg.eval
-    if kind in ("auto", "domain", f"{cfg.data.name}-classifier"):
-        from suite.evaluation.domain_classifier import ClassifierRecipe
-
-        steps = getattr(e, "classifier_steps", None)  # optional EvalConfig field (default recipe: 600 steps)
-        recipe = ClassifierRecipe(steps=steps) if steps else None
-        return domain_extractor(cfg.data, cache_dir=cache_dir, device=device, batch_size=e.batch_size, recipe=recipe, seed=e.seed)
-    if kind == "inception":
-        return inception_extractor(e.inception_weights, device, e.batch_size)
-    if kind == "dinov2":
-        return dinov2_extractor(e.dinov2_weights, device, e.batch_size)
-    raise SuiteError(f"eval.extractor: unknown extractor {kind!r}; allowed: auto, domain, {cfg.data.name}-classifier, inception, dinov2")
-
-
 class CleanFidInception:
     """clean-fid's own Inception (TorchScript `inception-2015-12-05.pt`) after its 'clean' resize
     (PIL bicubic to 299). Same `extract`/`features` interface as `Extractor`; its numbers are

@@ -2,7 +2,7 @@
 how (sampler, steps, CFG, label sampling, seed, extractor, reference), save a sample grid.
 
 Used by the trainer (`make_evaluator(cfg, run_dir)` → called every `eval.every_images`) and by
-`suite eval RUN_DIR` (`evaluate_run`). Extractors and reference statistics are built once per
+`suite eval RUN_DIR` (suite.commands.eval). Extractors and reference statistics are built once per
 Evaluator and cached on disk (cache.py), so periodic evaluation pays only for sampling.
 Returned names carry the `eval/` prefix (ARCHITECTURE.md): `eval/fid2k_digits-classifier`,
 `eval/class_consistency2k`, `eval/probe_acc_block3`.
@@ -17,6 +17,7 @@ import torch
 
 from suite.errors import SuiteError
 from suite.evaluation.metrics import MetricSpec, compute_for_extractor, parse_metric
+from suite.evaluation.registry import build_extractor, extractor_kind
 
 PREFIX = "eval/"
 
@@ -44,11 +45,7 @@ def plan(cfg, metrics=None, n: int | None = None) -> tuple[dict[str, list[Metric
 
 def _extractor_kind(name: str, cfg) -> str:
     """Normalise `auto`, `domain`, `<dataset>-classifier` to one key."""
-    if name in ("auto", "domain", f"{cfg.data.name}-classifier"):
-        return "domain"
-    if name in ("inception", "dinov2"):
-        return name
-    raise SuiteError(f"eval: unknown extractor {name!r}; allowed: auto, domain, {cfg.data.name}-classifier, inception, dinov2")
+    return extractor_kind(name, cfg.data.name)
 
 
 class Evaluator:
@@ -74,8 +71,6 @@ class Evaluator:
 
     def extractor(self, kind: str, device):
         if kind not in self._extractors:
-            from suite.evaluation.extractors import build_extractor
-
             self._extractors[kind] = build_extractor(kind, self.cfg, device=device, cache_dir=self.cache_dir)
         return self._extractors[kind]
 
@@ -125,7 +120,8 @@ class Evaluator:
             y = labels[start : start + e.batch_size]
             x0, _ = sample_images(model, y.shape[0], self.cfg.sampling, device, seed=e.seed * 1_000_003 + i,
                                   labels=y, batch_size=e.batch_size)
-            yield to_uint8(generated_to_pixels(x0, self.dataset())), y  # (b, 3, H, W) uint8
+            decoder = self.dataset() if x0.shape[1] not in (1, 3) else None  # latents: the dataset decodes
+            yield to_uint8(generated_to_pixels(x0, decoder)), y  # (b, 3, H, W) uint8
 
     def __call__(self, model, images_seen: int) -> dict[str, float]:
         """Evaluate; the caller's RNG streams (CPU and the model's CUDA device) are left untouched,
@@ -209,40 +205,3 @@ def make_evaluator(cfg, run_dir=None, device=None, **kw) -> Evaluator:
 
 def evaluate(model, cfg, device, images_seen: int, run_dir=None, **kw) -> dict[str, float]:
     return Evaluator(cfg, run_dir, device, **kw)(model, images_seen)
-
-
-# --------------------------------------------------------------------------- suite eval RUN_DIR
-def log_to_run(cfg, run_dir: Path, metrics: dict[str, float], step: int, record_path: Path | None) -> str | None:
-    """Log into the run's own MLflow run at `step` (its status is left as it was)."""
-    from suite.tracking import get_client, resolve_tracking_uri, with_retry
-
-    state_path = Path(run_dir) / "state.json"
-    run_id = json.loads(state_path.read_text()).get("mlflow_run_id") if state_path.is_file() else None
-    if not (cfg.tracking.enabled and run_id):
-        return None
-    from mlflow.entities import Metric, RunTag
-
-    client = get_client(resolve_tracking_uri(cfg.tracking, cfg.train.runs_root))
-    now = int(time.time() * 1000)
-    ms = [Metric(k, float(v), now, int(step)) for k, v in metrics.items()]
-    with_retry(lambda: client.log_batch(run_id, metrics=ms, tags=[RunTag("eval.last_protocol", str(record_path))]))
-    if record_path is not None and record_path.is_file():
-        with_retry(lambda: client.log_artifact(run_id, str(record_path), "eval"))
-    return run_id
-
-
-def evaluate_run(run_dir, n: int | None = None, metrics=None, checkpoint=None, device=None, log: bool = True,
-                 overrides: list[str] | None = None) -> dict[str, float]:
-    """`suite eval`: evaluate a run's EMA weights and log into its MLflow run at its images-seen step."""
-    from suite.run_loading import load_run
-
-    run_dir = Path(run_dir)
-    loaded = load_run(run_dir, checkpoint, overrides or (), device=device or "auto")
-    cfg, model, images_seen, dev = loaded.cfg, loaded.ema, loaded.images_seen, loaded.device
-    if metrics is None and not cfg.eval.metrics:
-        raise SuiteError(f"no metrics requested: pass --metrics (e.g. fid kid class_consistency probe) or set eval.metrics in {run_dir / 'config.yaml'}")
-    ev = Evaluator(cfg, run_dir, dev, metrics=metrics, n=n)
-    results = ev(model, images_seen)
-    if log:
-        log_to_run(cfg, run_dir, results, images_seen, run_dir / "eval" / f"eval-{images_seen:010d}.json")
-    return results

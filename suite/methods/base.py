@@ -6,11 +6,15 @@ parts (projectors) are optimised and checkpointed with the backbone.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Literal, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from suite.errors import ConfigError
+from suite.models.flops import forward_flops
+from suite.models.presets import default_layers
 
 
 @dataclass
@@ -19,6 +23,26 @@ class MethodConfig:
 
     name: str = ""
     label_dropout: float = 0.1  # CFG condition dropout (guess: 0.1); shared with any teacher
+
+    def validate(self, model) -> None:
+        """Cross-field facts about this method's switches and the backbone it trains, one
+        ConfigError line each. Runs when the config is loaded (against a meta-device twin of the
+        backbone, so `suite config` rejects what `suite train` would) and again when the method
+        is built. Subclasses extend it (call super)."""
+        check_range("method.label_dropout", self.label_dropout, 0.0, 1.0)
+
+
+def check_range(key: str, value: float, lo: float, hi: float) -> None:
+    if not lo <= value <= hi:
+        raise ConfigError(f"{key}: must be in [{lo:g}, {hi:g}], got {value}")
+
+
+def resolve_block(key: str, block: Optional[int], default: int, depth: int) -> int:
+    """A configured block (1-indexed; None: the default) checked against the backbone's depth."""
+    b = block or default
+    if not 1 <= b <= depth:
+        raise ConfigError(f"{key}: block {b} outside 1..{depth} (the backbone has {depth} blocks)")
+    return b
 
 
 @dataclass
@@ -42,6 +66,7 @@ class Method(nn.Module):
 
     def __init__(self, cfg: MethodConfig, model: nn.Module, time_sampler):
         super().__init__()
+        cfg.validate(model)
         self.cfg = cfg
         self.time_sampler = time_sampler
         self.null_class = model.null_class
@@ -88,35 +113,38 @@ class Projector(nn.Sequential):
         super().__init__(*layers)
 
 
-def check_choice(key: str, value, allowed) -> None:
-    """One-line ConfigError when a method switch has a value it does not know."""
-    if value not in allowed:
-        from suite.errors import ConfigError
+@dataclass
+class TeacherAlignmentConfig(MethodConfig):
+    """Switches shared by Self-Flow and SRA (an EMA teacher's block k aligned to the student's block l)."""
 
-        raise ConfigError(f"{key}: {value!r} not allowed; allowed: {', '.join(map(str, allowed))}")
+    student_block: Optional[int] = None  # l (1-indexed); None: round(0.3·depth)
+    teacher_block: Optional[int] = None  # k (1-indexed); None: round(0.7·depth)
+    feature_loss: Literal["cosine", "l1"] = "cosine"
+    projector_hidden_mult: int = 2  # h: D → mult·D → D
+
+    def validate(self, model) -> None:
+        super().validate(model)
+        l, k = default_layers(model.depth)
+        resolve_block("method.student_block", self.student_block, l, model.depth)
+        resolve_block("method.teacher_block", self.teacher_block, k, model.depth)
+        if self.projector_hidden_mult < 1:
+            raise ConfigError(f"method.projector_hidden_mult: must be ≥ 1, got {self.projector_hidden_mult}")
 
 
 class TeacherAlignmentMethod(Method):
     """Shared by Self-Flow and SRA: the student's block l, through a D → mult·D → D projector, is
     aligned to the raw output of block k of the EMA teacher (l = round(0.3·depth), k = round(0.7·depth)).
 
-    The config must have `student_block`, `teacher_block`, `feature_loss`, `projector_hidden_mult`.
+    Its config is a `TeacherAlignmentConfig`.
     """
 
     needs_ema_teacher = True
 
-    def __init__(self, cfg, model, time_sampler):
+    def __init__(self, cfg: TeacherAlignmentConfig, model, time_sampler):
         super().__init__(cfg, model, time_sampler)
-        from suite.errors import ConfigError
-        from suite.models.presets import default_layers
-
-        check_choice("method.feature_loss", cfg.feature_loss, FEATURE_LOSSES)
         l, k = default_layers(model.depth)
-        self.student_block = cfg.student_block or l
-        self.teacher_block = cfg.teacher_block or k
-        for key, b in (("student_block", self.student_block), ("teacher_block", self.teacher_block)):
-            if not 1 <= b <= model.depth:
-                raise ConfigError(f"method.{key}: block {b} outside 1..{model.depth}")
+        self.student_block = resolve_block("method.student_block", cfg.student_block, l, model.depth)
+        self.teacher_block = resolve_block("method.teacher_block", cfg.teacher_block, k, model.depth)
         d = model.hidden_size
         self.projector = Projector(d, cfg.projector_hidden_mult * d, d, hidden_layers=1)
         self.feature_loss = FEATURE_LOSSES[cfg.feature_loss]
@@ -133,8 +161,6 @@ class TeacherAlignmentMethod(Method):
 
     def aux_forward_flops(self, model, batch_shape) -> float:
         """Per image: the EMA teacher's forward through blocks 1..k (no backward)."""
-        from suite.train.flops import forward_flops
-
         p = next(model.parameters())
         x = torch.zeros(1, *batch_shape[1:], device=p.device, dtype=p.dtype)
         t, y = torch.full((1,), 0.5, device=p.device), torch.zeros(1, dtype=torch.long, device=p.device)

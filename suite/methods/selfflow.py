@@ -15,32 +15,34 @@ Every choice is a field, so the paper's ablations are configs (suite/configs/abl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Literal
 
 import torch
 
 from suite.errors import ConfigError
 from suite.flow import broadcast_time, cleaner, interpolate, velocity_target
-from suite.methods.base import Batch, MethodConfig, MethodOutput, TeacherAlignmentMethod, check_choice, mse
+from suite.methods.base import Batch, MethodOutput, TeacherAlignmentConfig, TeacherAlignmentMethod, check_range, mse
 from suite.methods.registry import register_method
 
-SECOND_TIME_RULES = ("iid", "window", "per_token", "noise")
-TEACHER_TIME_RULES = ("min", "max", "student")
-
-
 @dataclass
-class SelfFlowConfig(MethodConfig):
+class SelfFlowConfig(TeacherAlignmentConfig):
+    """Also: student_block, teacher_block, feature_loss (cosine | l1), projector_hidden_mult."""
+
     mask_ratio: float = 0.25  # R_M: images 0.25, video 0.10, audio 0.50
     gamma: float = 0.8  # weight of L_rep
-    student_block: Optional[int] = None  # l (1-indexed); None: round(0.3·depth)
-    teacher_block: Optional[int] = None  # k (1-indexed); None: round(0.7·depth)
-    second_time: str = "iid"  # iid | window (s ∈ [t − window, t]) | per_token (diffusion forcing) | noise (s = 1)
+    # iid | window (s ∈ [t − window, t]) | per_token (diffusion forcing) | noise (s = 1)
+    second_time: Literal["iid", "window", "per_token", "noise"] = "iid"
     window: float = 0.2
     sort_times: bool = False  # ablation: make the masked tokens always the noisier ones (s ≥ t)
-    teacher_time: str = "min"  # min (cleaner of t, s: the paper) | max | student (same per-token τ)
-    feature_loss: str = "cosine"  # cosine | l1
-    projector_hidden_mult: int = 2  # h: D → mult·D → D
+    teacher_time: Literal["min", "max", "student"] = "min"  # min: cleaner of t, s (the paper); student: same per-token τ
     attention_separation: bool = False  # masked and unmasked tokens attend only within their group
+
+    def validate(self, model) -> None:
+        super().validate(model)
+        check_range("method.mask_ratio", self.mask_ratio, 0.0, 1.0)
+        check_range("method.window", self.window, 0.0, 1.0)
+        if self.gamma < 0:
+            raise ConfigError(f"method.gamma: must be ≥ 0, got {self.gamma}")
 
 
 @dataclass
@@ -57,13 +59,6 @@ class DualTimesteps:
 @register_method("selfflow", SelfFlowConfig)
 class SelfFlow(TeacherAlignmentMethod):
     per_token_timesteps = True
-
-    def __init__(self, cfg: SelfFlowConfig, model, time_sampler):
-        check_choice("method.second_time", cfg.second_time, SECOND_TIME_RULES)
-        check_choice("method.teacher_time", cfg.teacher_time, TEACHER_TIME_RULES)
-        if not 0.0 <= cfg.mask_ratio <= 1.0:
-            raise ConfigError(f"method.mask_ratio: must be in [0, 1], got {cfg.mask_ratio}")
-        super().__init__(cfg, model, time_sampler)
 
     @property
     def uses_rep_loss(self) -> bool:

@@ -24,6 +24,7 @@ from pathlib import Path
 import submitit
 
 from suite.errors import SuiteError
+from suite.plugins import load_plugins, loaded_plugins
 
 
 def _job_env() -> dict:
@@ -84,10 +85,12 @@ class TrainPoint(submitit.helpers.Checkpointable):
 
     def __init__(self, cfg, run_dir: str, cpus: int = 0):
         self.cfg, self.run_dir, self.cpus = cfg, str(run_dir), cpus
+        self.plugins = loaded_plugins()  # handed to the worker process, which loads them first
 
     def __call__(self) -> dict:
         from suite.train import train
 
+        load_plugins(self.plugins)
         run_dir = Path(self.run_dir)
         _record_attempt(run_dir)
         result = train(_prepare(self.cfg, self.cpus), run_dir)
@@ -105,6 +108,7 @@ class TrialJob(submitit.helpers.Checkpointable):
     def __init__(self, spec, sweep_dir: str, slot: int, base: dict, tracking: dict, cpus: int = 0):
         self.spec, self.sweep_dir, self.slot = spec, str(sweep_dir), slot
         self.base, self.tracking, self.cpus = base, tracking, cpus
+        self.plugins = loaded_plugins()  # handed to the worker process, which loads them first
 
     def _trial(self):
         """The slot's running trial (resumed), or a new one asked from the sampler."""
@@ -150,6 +154,7 @@ class TrialJob(submitit.helpers.Checkpointable):
         from suite.sweeps.spec import override
         from suite.train import train
 
+        load_plugins(self.plugins)
         sweep_dir = Path(self.sweep_dir)
         env = _job_env()
         main = env["rank"] == 0

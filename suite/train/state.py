@@ -23,19 +23,25 @@ def read_state(run_dir: Path) -> dict:
         return {}
 
 
+def check_run_dir(run_dir: Path, config_hash: str) -> None:
+    """A run directory never silently changes its config: refuse one that holds another run."""
+    data = read_state(run_dir)
+    if data and data.get("config_hash") not in (None, config_hash):
+        raise ConfigError(
+            f"run directory {run_dir} holds a run with another config (hash {data['config_hash']} ≠ {config_hash}); "
+            "use another name/run_dir, or delete that directory"
+        )
+
+
 class RunState:
     def __init__(self, path: Path, data: dict, writable: bool):
         self.path, self.data, self.writable = path, data, writable
 
     @classmethod
     def open(cls, run_dir: Path, config_hash: str, writable: bool = True) -> "RunState":
+        check_run_dir(run_dir, config_hash)
         run_dir.mkdir(parents=True, exist_ok=True)
         data = read_state(run_dir)
-        if data and data.get("config_hash") not in (None, config_hash):
-            raise ConfigError(
-                f"run directory {run_dir} holds a run with another config (hash {data['config_hash']} ≠ {config_hash}); "
-                "use another name/run_dir, or delete that directory"
-            )
         data.setdefault("status", "new")
         data["config_hash"] = config_hash
         st = cls(run_dir / "state.json", data, writable)

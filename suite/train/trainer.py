@@ -21,12 +21,12 @@ from suite.data import ResumableSampler, build_dataset, collate
 from suite.errors import ConfigError, DivergenceError, SuiteError
 from suite.flow import TimeSampler, broadcast_time, interpolate, velocity_target
 from suite.methods import Batch, build_method
-from suite.models import build_model
+from suite.models import build_model, model_spec
 from suite.train import checkpoint as ckpt_io
 from suite.train.distributed import DistInfo, all_reduce_mean, init_distributed
 from suite.train.ema import make_ema, update_ema
 from suite.train.flops import training_flops_per_image
-from suite.train.state import RunState
+from suite.train.state import RunState, check_run_dir
 
 _ACTIVE = None
 
@@ -82,12 +82,13 @@ class Trainer:
         if cfg.train.batch_size % self.dist.world_size:
             raise ConfigError(f"train.batch_size: {cfg.train.batch_size} not divisible by {self.dist.world_size} processes")
         self.hash = config_hash(cfg)
-        self.state = RunState.open(self.run_dir, self.hash, self.dist.is_main)
-        if self.dist.is_main:
-            (self.run_dir / "config.yaml").write_text(dump_config(cfg))
+        check_run_dir(self.run_dir, self.hash)  # refuse early, before any work, if it holds another run
 
+        # Build everything first (data, model, method with its encoders, optimizer): a config that
+        # fails here leaves nothing behind, so the corrected config can use the same run directory.
         torch.manual_seed(cfg.seed * 1000 + self.dist.rank)
         self.train_set = build_dataset(cfg.data, "train")
+        self.model_spec = model_spec(cfg.model, self.train_set.image_shape, self.train_set.num_classes)
         self.model = build_model(cfg.model, self.train_set.image_shape, self.train_set.num_classes).to(self.device)
         self.ema = make_ema(self.model)
         self.time_sampler = TimeSampler(cfg.time)
@@ -96,6 +97,12 @@ class Trainer:
         o = cfg.optim
         self.opt = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay, eps=o.eps)
         self.step, self.images_seen, self.data_position = 0, 0, 0
+
+        # Only now is the run directory claimed (state.json, config.yaml).
+        self.state = RunState.open(self.run_dir, self.hash, self.dist.is_main)
+        if self.dist.is_main:
+            (self.run_dir / "config.yaml").write_text(dump_config(cfg))
+            self.state.update(model_spec=self.model_spec)
         self._phase, self._step_rng, self._stop_signal = "idle", None, None
         self._resume()
         self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None) if self.dist.enabled else self.model
@@ -141,7 +148,8 @@ class Trainer:
             return
         obj = {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "method": self.method.state_dict(),
                "optimizer": self.opt.state_dict(), "step": self.step, "images_seen": self.images_seen,
-               "data_position": self.data_position, "rng": rng, "config_hash": self.hash}
+               "data_position": self.data_position, "rng": rng, "config_hash": self.hash,
+               "model_spec": self.model_spec}  # rebuilds the model without the data (suite sample / eval)
         ckpt_io.save_atomic(obj, self.ckpt_path)
         if snapshot:
             ckpt_io.save_atomic(obj, self.ckpt_path.with_name(f"snapshot-{self.images_seen:010d}.pt"))
