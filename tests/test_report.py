@@ -16,7 +16,7 @@ import pytest
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from reports import cli
+from suite.commands import report as cli
 from suite.cli import main as suite_main
 
 from browser import have_chromium, open_in_chromium

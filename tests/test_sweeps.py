@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from suite.config import apply_overrides
-from suite.errors import SuiteError
+from suite.errors import ConfigError, SuiteError
 from suite.sweeps import Sweep, parse_sweep_spec, run_sweep
 from suite.cli import main as suite_main
 from suite.sweeps.spec import load_sweep_spec, override
@@ -232,7 +232,7 @@ def test_local_grid_is_idempotent_and_tracked(tmp_path):
     assert sum("finished" in ln for ln in lines) >= 2 and "64/64 (100%)" in "\n".join(lines)
 
 
-def _seed_where_slots_pick(study_spec, wanted: list) -> int:
+def _seed_where_slots_pick(study_spec, wanted: list, key: str = "data.name") -> int:
     """A study seed for which slot i's random sampler picks wanted[i] (every job seeds its own sampler)."""
     import optuna
 
@@ -243,34 +243,36 @@ def _seed_where_slots_pick(study_spec, wanted: list) -> int:
         picks = []
         for slot in range(len(wanted)):
             st = optuna.create_study(sampler=make_sampler(study_spec, slot_seed(study_spec, slot)))
-            picks.append(st.ask(distributions(study_spec)).params["method.student_block"])
+            picks.append(st.ask(distributions(study_spec)).params[key])
         if picks == wanted:
             return seed
     raise AssertionError("no seed found")
 
 
 def test_debug_study_records_failed_trial_and_goes_on(tmp_path):
-    """A trial whose config crashes the method (block 99 of a 1-block model) is FAIL in the study;
-    the next trial still runs and completes; the status table shows both, with the error."""
+    """A trial that fails while its run is built (an image folder that is not there: the config is
+    valid, the data is missing) is FAIL in the study; the next trial still runs and completes; the
+    status table shows both, with the error. (A config that is invalid in itself, e.g. block 99 of
+    a 1-block model, is refused when the spec is loaded: test_sweeps_reject_bad_points_up_front.)"""
     import optuna
 
-    d = grid_spec(tmp_path, study={"space": {"method.student_block": {"type": "categorical", "choices": [1, 99]}},
+    d = grid_spec(tmp_path, study={"space": {"data.name": {"type": "categorical", "choices": ["folder", "digits"]}},
                                    "metric": "val/loss_mean", "sampler": "random", "pruner": "none",
                                    "n_trials": 2, "parallel": 1},
                   executor={"kind": "debug"})
     del d["grid"]
-    d["set"]["method.name"] = "selfflow"
-    d["study"]["seed"] = _seed_where_slots_pick(parse_sweep_spec(d).study, [99, 1])
+    d["set"]["data.root"] = str(tmp_path / "no-such-folder")
+    d["study"]["seed"] = _seed_where_slots_pick(parse_sweep_spec(d).study, ["folder", "digits"])
     spec = parse_sweep_spec(d)
     out = []
     assert run_sweep(spec, out=out.append) == 1  # one unit failed
     sw = Sweep(spec)
     st = {s.unit.slot: s for s in sw.statuses()}
     assert (st[0].state, st[1].state) == ("failed", "finished")
-    assert "student_block" in st[0].error
+    assert "image folder not found" in st[0].error
     study = optuna.load_study(study_name="g", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(sw.dir / "optuna.journal"))))
-    assert [(t.state.name, t.params["method.student_block"]) for t in study.trials] == [("FAIL", 99), ("COMPLETE", 1)]
+    assert [(t.state.name, t.params["data.name"]) for t in study.trials] == [("FAIL", "folder"), ("COMPLETE", "digits")]
     assert study.trials[1].value == pytest.approx(st[1].metric[1])
     assert study.trials[1].user_attrs["run_dir"] == str(st[1].run_dir)
 
@@ -300,3 +302,16 @@ def test_second_dispatcher_is_refused(tmp_path):
         with pytest.raises(SuiteError, match="another `suite sweep`"):
             run_sweep(spec, out=lambda s: None)
     assert not (sw.dir / "sweep.json").exists()
+
+
+def test_sweeps_reject_bad_points_up_front(tmp_path):
+    """Every point of a grid and every corner of a study space is validated when the spec is
+    loaded, with the same one-line message `suite config` gives: nothing is submitted."""
+    d = grid_spec(tmp_path, study={"space": {"method.student_block": {"type": "categorical", "choices": [1, 99]}},
+                                   "metric": "val/loss_mean", "sampler": "random", "pruner": "none",
+                                   "n_trials": 2, "parallel": 1},
+                  executor={"kind": "debug"})
+    del d["grid"]
+    d["set"]["method.name"] = "selfflow"
+    with pytest.raises(ConfigError, match=r"method.student_block: block 99 outside 1\.\.1"):
+        parse_sweep_spec(d)
