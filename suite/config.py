@@ -77,6 +77,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
     compile: bool = False  # torch.compile the backbone
+    parallel: str = "auto"  # several processes: ddp | fsdp (FSDP2, sharded) | auto (fsdp from 500M parameters)
     threads: int = 0  # torch CPU threads; 0: torch's default
     progress: bool = True
     max_steps: int = 0  # stop after this many steps in this process (tests: simulate a kill); 0: off
@@ -262,6 +263,8 @@ def _check_values(cfg: RunConfig) -> None:
         raise ConfigError(f"train.batch_size: must be positive, got {t.batch_size}")
     if t.total_images <= 0:
         raise ConfigError(f"train.total_images: must be positive, got {t.total_images}")
+    if t.parallel not in ("auto", "ddp", "fsdp"):
+        raise ConfigError(f"train.parallel: {t.parallel!r} not allowed; allowed: auto, ddp, fsdp")
     if t.precision not in ("auto", "fp32", "bf16"):
         raise ConfigError(f"train.precision: {t.precision!r} not allowed; allowed: auto, fp32, bf16")
     if cfg.sampling.sampler not in ("euler", "heun", "sde"):
@@ -383,7 +386,8 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 
 
 # Fields that change where/how a run is stored or shown, not what it computes.
-_HASH_EXCLUDE = ("name", "tracking", "train.runs_root", "train.run_dir", "train.num_workers", "train.progress", "train.max_steps", "train.threads")
+_HASH_EXCLUDE = ("name", "tracking", "train.runs_root", "train.run_dir", "train.num_workers", "train.progress", "train.max_steps", "train.threads",
+                 "train.parallel")  # how it is computed, not what
 
 
 def config_hash(cfg: RunConfig) -> str:
