@@ -7,7 +7,9 @@ same steps unsharded on the whole batch. Rank 0 writes both loss curves and the 
 differences to OUT (JSON).
 
 `resume ROOT`: the real trainer with train.parallel=fsdp: an uninterrupted run, then a run killed
-after 5 steps (train.max_steps) and restarted in the same directory.
+after 4 steps (train.max_steps; last checkpoint at step 3) and restarted in the same directory.
+
+`both DIR`: the two above in one launch (one interpreter start-up: the tests stay short).
 """
 import copy
 import json
@@ -102,16 +104,20 @@ def equivalence(out: Path) -> None:
 def resume(root: Path) -> None:
     from suite.train import train
 
-    over = {"train.parallel": "fsdp", "tracking.enabled": False, "train.total_images": 256,
-            "train.batch_size": 32, "train.ckpt_every_images": 128}
+    over = {"train.parallel": "fsdp", "tracking.enabled": False, "train.total_images": 192,
+            "train.batch_size": 32, "train.ckpt_every_images": 96, "sampling.steps": 2}
     train(load_run_config(tiny_run_config(root, name="full", **over)))
-    part = train(load_run_config(tiny_run_config(root, name="killed", **over, **{"train.max_steps": 6})))
-    assert part.status == "interrupted" and part.images_seen == 6 * 32
+    part = train(load_run_config(tiny_run_config(root, name="killed", **over, **{"train.max_steps": 4})))
+    assert part.status == "interrupted" and part.images_seen == 4 * 32
     train(load_run_config(tiny_run_config(root, name="killed", **over)))
 
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
     dist.init_process_group("gloo")
-    {"equivalence": equivalence, "resume": resume}[sys.argv[1]](Path(sys.argv[2]))
+    target = Path(sys.argv[2])
+    if sys.argv[1] in ("equivalence", "both"):
+        equivalence(target / "equivalence.json" if sys.argv[1] == "both" else target)
+    if sys.argv[1] in ("resume", "both"):
+        resume(target)
     dist.destroy_process_group()

@@ -23,11 +23,15 @@ WORKER = Path(__file__).with_name("fsdp_worker.py")
 REPO = Path(__file__).resolve().parents[1]
 
 
-def torchrun(mode: str, arg: Path, port: int) -> None:
+@pytest.fixture(scope="module")
+def fsdp_results(tmp_path_factory) -> Path:
+    """One torchrun launch (2 processes) for both scenarios; returns its output folder."""
+    root = tmp_path_factory.mktemp("fsdp")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-                        str(WORKER), mode, str(arg)], capture_output=True, text=True, timeout=300, cwd=arg.parent, env=env)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541",
+                        str(WORKER), "both", str(root)], capture_output=True, text=True, timeout=300, cwd=root, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
+    return root
 
 
 def losses_by_step(run_dir: Path) -> dict[int, float]:
@@ -35,32 +39,27 @@ def losses_by_step(run_dir: Path) -> dict[int, float]:
     return {r["images_seen"]: r["train/loss"] for r in rows if "train/loss" in r}
 
 
-def test_sharded_steps_equal_single_process_on_the_global_batch(tmp_path):
-    out = tmp_path / "equivalence.json"
-    torchrun("equivalence", out, 29541)
-    r = json.loads(out.read_text())
+def test_sharded_steps_equal_single_process_on_the_global_batch(fsdp_results):
+    r = json.loads((fsdp_results / "equivalence.json").read_text())
     assert len(r["sharded"]) == 4
     np.testing.assert_allclose(r["sharded"], r["reference"], rtol=1e-5, atol=1e-6)
     assert r["model_diff"] < 1e-5 and r["ema_diff"] < 1e-5 and r["method_diff"] < 1e-5
     assert r["ema_moved"] > 1e-3  # the EMA update really changed the sharded EMA
 
 
-def test_killed_fsdp_run_resumes_exactly_and_its_ema_loads_unsharded(tmp_path):
-    root = tmp_path / "root"
-    root.mkdir()
-    torchrun("resume", root, 29542)
-    full, killed = root / "runs" / "full", root / "runs" / "killed"
+def test_killed_fsdp_run_resumes_exactly_and_its_ema_loads_unsharded(fsdp_results):
+    full, killed = fsdp_results / "runs" / "full", fsdp_results / "runs" / "killed"
     a, b = losses_by_step(full), losses_by_step(killed)
-    assert sorted(a) == sorted(b) == list(range(32, 257, 32))  # every step once, none twice
+    assert sorted(a) == sorted(b) == list(range(32, 193, 32))  # every step once, none twice
     np.testing.assert_allclose([b[k] for k in sorted(b)], [a[k] for k in sorted(a)], rtol=1e-5, atol=1e-6)
     state = json.loads((killed / "state.json").read_text())
     assert state["status"] == "finished" and state["parallel"] == "fsdp" and state["world_size"] == 2
-    assert [d.name for d in (killed / "checkpoints").glob("*.dcp")] == ["state-0000000256.dcp"]  # stale ones removed
+    assert [d.name for d in (killed / "checkpoints").glob("*.dcp")] == ["state-0000000192.dcp"]  # stale ones removed
 
     from suite.run_loading import load_run
 
     run = load_run(killed, device="cpu")  # plain model from the consolidated EMA in latest.pt
-    assert run.images_seen == 256
+    assert run.images_seen == 192
     v = run.ema(torch.zeros(2, *run.ema.data_shape), torch.full((2,), 0.5), torch.zeros(2, dtype=torch.long))
     assert torch.isfinite(v).all()
 
