@@ -9,7 +9,10 @@ differences to OUT (JSON).
 `resume ROOT`: the real trainer with train.parallel=fsdp: an uninterrupted run, then a run killed
 after 4 steps (train.max_steps; last checkpoint at step 3) and restarted in the same directory.
 
-`both DIR`: the two above in one launch (one interpreter start-up: the tests stay short).
+`ddp OUT`: the real trainer under DDP for 3 Self-Flow steps; rank 0 writes how far the model, the
+EMA and the projector are apart between the ranks (they must be identical).
+
+`both DIR`: all three in one launch (one interpreter start-up: the tests stay short).
 """
 import copy
 import json
@@ -112,6 +115,23 @@ def resume(root: Path) -> None:
     train(load_run_config(tiny_run_config(root, name="killed", **over)))
 
 
+def ddp_rank_agreement(out: Path) -> None:
+    from suite.train.trainer import Trainer
+
+    tr = Trainer(load_run_config(tiny_run_config(out.parent / "ddp", name="ddp", **{"train.parallel": "ddp", "tracking.enabled": False})))
+    batches = tr._batches()
+    for _ in range(3):
+        tr.train_step(next(batches))
+    gaps = {}
+    for name, module in (("model", tr.model), ("ema", tr.ema), ("method", tr.method)):
+        flat = torch.cat([p.detach().flatten() for p in module.parameters()])
+        both = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
+        dist.all_gather(both, flat)
+        gaps[name] = (both[0] - both[1]).abs().max().item()
+    if dist.get_rank() == 0:
+        out.write_text(json.dumps(gaps))
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     dist.init_process_group("gloo")
@@ -120,4 +140,6 @@ if __name__ == "__main__":
         equivalence(target / "equivalence.json" if sys.argv[1] == "both" else target)
     if sys.argv[1] in ("resume", "both"):
         resume(target)
+    if sys.argv[1] in ("ddp", "both"):
+        ddp_rank_agreement(target / "ddp.json" if sys.argv[1] == "both" else target)
     dist.destroy_process_group()

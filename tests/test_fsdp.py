@@ -3,7 +3,8 @@
 (a) sharded training equals single-process training on the same global batch (losses, weights,
     EMA, projector), with taps, the EMA teacher's `stop_after` and active gradient clipping;
 (b) a run killed after a few steps and restarted resumes exactly through its DCP checkpoint, and
-    its latest.pt holds a consolidated EMA that loads into a plain model (what `suite sample` does).
+    its latest.pt holds a consolidated EMA that loads into a plain model (what `suite sample` does);
+(c) under DDP, every rank holds the same EMA and projectors.
 """
 import json
 import os
@@ -62,6 +63,13 @@ def test_killed_fsdp_run_resumes_exactly_and_its_ema_loads_unsharded(fsdp_result
     assert run.images_seen == 192
     v = run.ema(torch.zeros(2, *run.ema.data_shape), torch.full((2,), 0.5), torch.zeros(2, dtype=torch.long))
     assert torch.isfinite(v).all()
+
+
+def test_ddp_ranks_agree_on_ema_and_projectors(fsdp_results):
+    """Under DDP the EMA and the method's projectors live outside the wrapper: they start from rank
+    0's weights and the projectors' gradients are averaged, so no rank drifts."""
+    gaps = json.loads((fsdp_results / "ddp.json").read_text())
+    assert gaps == {"model": 0.0, "ema": 0.0, "method": 0.0}
 
 
 def test_parallel_switch_is_validated_and_resolved(tiny_cfg):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+import torch.nn as nn
 
 
 @dataclass
@@ -58,3 +59,28 @@ def all_reduce_mean(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
         dist.all_reduce(x)
         x /= info.world_size
     return x
+
+
+def average_gradients_across_ranks(module: nn.Module, info: DistInfo) -> None:
+    """Under DDP, parameters outside the DDP-wrapped model (a method's projectors) would keep each
+    rank's own gradient, so ranks would drift apart (and clip by different norms): average each of
+    their gradients over the ranks as soon as backward has accumulated it."""
+    if not info.enabled:
+        return
+
+    def average(p: torch.Tensor) -> None:
+        dist.all_reduce(p.grad)
+        p.grad /= info.world_size
+
+    for p in module.parameters():
+        if p.requires_grad:
+            p.register_post_accumulate_grad_hook(average)
+
+
+@torch.no_grad()
+def broadcast_from_rank0(module: nn.Module, info: DistInfo) -> None:
+    """Rank 0's parameters and buffers on every rank: each rank initialises with its own seed, and
+    neither the EMA copy, nor a method's projectors, nor FSDP's shards are synchronised otherwise."""
+    if info.enabled:
+        for tensor in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(tensor, src=0)

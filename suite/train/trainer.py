@@ -24,7 +24,8 @@ from suite.methods import Batch, build_method
 from suite.models import build_model
 from suite.train import checkpoint as ckpt_io
 from suite.train import fsdp
-from suite.train.distributed import DistInfo, all_reduce_mean, init_distributed
+from suite.train.distributed import (DistInfo, all_reduce_mean, average_gradients_across_ranks, broadcast_from_rank0,
+                                     init_distributed)
 from suite.train.ema import make_ema, update_ema
 from suite.train.flops import training_flops_per_image
 from suite.train.fsdp import resolve_parallel
@@ -94,6 +95,8 @@ class Trainer:
         self.ema = make_ema(self.model)
         self.time_sampler = TimeSampler(cfg.time)
         self.method = build_method(cfg.method, self.model, self.time_sampler).to(self.device)
+        for module in (self.model, self.ema, self.method):
+            broadcast_from_rank0(module, self.dist)
         self.parallel = resolve_parallel(cfg.train.parallel, self.dist.world_size, sum(p.numel() for p in self.model.parameters()))
         self.state.update(parallel=self.parallel, world_size=self.dist.world_size)
         if self.parallel == "fsdp":  # before the optimizer: sharding replaces the parameters by DTensors
@@ -110,6 +113,7 @@ class Trainer:
         self.net = self.model
         if self.parallel == "ddp":
             self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            average_gradients_across_ranks(self.method, self.dist)  # projectors live outside the DDP wrapper
         if cfg.train.compile:
             self.net = torch.compile(self.net)
 
