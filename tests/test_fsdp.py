@@ -18,7 +18,7 @@ import torch
 
 from suite.config import load_run_config
 from suite.errors import ConfigError
-from suite.train.fsdp import resolve_parallel
+from suite.train.distributed import resolve_parallel
 
 WORKER = Path(__file__).with_name("fsdp_worker.py")
 REPO = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""DistributedDataParallel from torchrun or SLURM (Submitit) environments; single process otherwise."""
+"""Processes from torchrun or SLURM (Submitit) environments, DDP or FSDP (suite.train.fsdp); single process otherwise."""
 from __future__ import annotations
 
 import os
@@ -8,6 +8,19 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+
+
+PARALLEL_MODES = ("auto", "ddp", "fsdp")  # train.parallel
+AUTO_FSDP_PARAMS = 500_000_000  # auto: FSDP from this many backbone parameters on (the paper's 1B and 4B)
+
+
+def resolve_parallel(mode: str, world_size: int, n_params: int) -> str:
+    """'none' (one process), 'ddp' or 'fsdp'."""
+    if world_size <= 1:
+        return "none"
+    if mode == "auto":
+        return "fsdp" if n_params >= AUTO_FSDP_PARAMS else "ddp"
+    return mode
 
 
 @dataclass

@@ -32,19 +32,6 @@ from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
 from suite.errors import CheckpointError, ConfigError
 
-PARALLEL_MODES = ("auto", "ddp", "fsdp")
-AUTO_FSDP_PARAMS = 500_000_000  # auto: FSDP from this many backbone parameters on (the paper's 1B and 4B)
-
-
-def resolve_parallel(mode: str, world_size: int, n_params: int) -> str:
-    """'none' (one process), 'ddp' or 'fsdp'."""
-    if world_size <= 1:
-        return "none"
-    if mode == "auto":
-        return "fsdp" if n_params >= AUTO_FSDP_PARAMS else "ddp"
-    return mode
-
-
 def mixed_precision(amp_dtype: torch.dtype | None) -> MixedPrecisionPolicy:
     """bf16 compute with fp32 gradient reduction on CUDA; everything fp32 on CPU."""
     if amp_dtype is None:

@@ -23,12 +23,10 @@ from suite.flow import TimeSampler, broadcast_time, interpolate, velocity_target
 from suite.methods import Batch, build_method
 from suite.models import build_model
 from suite.train import checkpoint as ckpt_io
-from suite.train import fsdp
 from suite.train.distributed import (DistInfo, all_reduce_mean, average_gradients_across_ranks, broadcast_from_rank0,
-                                     init_distributed)
+                                     init_distributed, resolve_parallel)
 from suite.train.ema import make_ema, update_ema
 from suite.train.flops import training_flops_per_image
-from suite.train.fsdp import resolve_parallel
 from suite.train.state import RunState
 
 _ACTIVE = None
@@ -100,6 +98,8 @@ class Trainer:
         self.parallel = resolve_parallel(cfg.train.parallel, self.dist.world_size, sum(p.numel() for p in self.model.parameters()))
         self.state.update(parallel=self.parallel, world_size=self.dist.world_size)
         if self.parallel == "fsdp":  # before the optimizer: sharding replaces the parameters by DTensors
+            from suite.train import fsdp
+
             mp = fsdp.mixed_precision(self.amp_dtype)
             fsdp.shard_backbone(self.model, mp)
             fsdp.shard_backbone(self.ema, mp)
@@ -132,6 +132,8 @@ class Trainer:
                              f"resume it with train.parallel={'fsdp' if sharded else 'ddp'} and several processes")
         try:
             if sharded:
+                from suite.train import fsdp
+
                 fsdp.load_sharded(self.ckpt_path.parent / ck["dcp"], fsdp.Trainable(self.model, self.method), self.ema, self.opt)
             else:
                 self.model.load_state_dict(ck["model"])
@@ -177,6 +179,8 @@ class Trainer:
     def _save_sharded(self, counters: dict, snapshot: bool) -> bool:
         """FSDP: every rank writes its shards (DCP); rank 0 then writes latest.pt naming the complete
         directory, with a consolidated EMA for `suite sample`/`suite eval` (see suite.train.fsdp)."""
+        from suite.train import fsdp
+
         ckpt_dir = self.ckpt_path.parent
         name = fsdp.save_sharded(ckpt_dir, self.images_seen, fsdp.Trainable(self.model, self.method), self.ema, self.opt, self.dist.is_main)
         ema_full = fsdp.full_state_dict(self.ema)  # collective; the tensors land on rank 0
