@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from suite.config import load_run_config
-from suite.errors import ConfigError
+from suite.errors import ConfigError, SuiteError
 from suite.train.distributed import resolve_parallel
 
 WORKER = Path(__file__).with_name("fsdp_worker.py")
@@ -63,6 +63,14 @@ def test_killed_fsdp_run_resumes_exactly_and_its_ema_loads_unsharded(fsdp_result
     assert run.images_seen == 192
     v = run.ema(torch.zeros(2, *run.ema.data_shape), torch.full((2,), 0.5), torch.zeros(2, dtype=torch.long))
     assert torch.isfinite(v).all()
+
+    from conftest import tiny_run_config
+    from suite.train.trainer import Trainer
+
+    same = tiny_run_config(fsdp_results, name="killed", **{"train.total_images": 192, "train.ckpt_every_images": 96, "sampling.steps": 2})
+    with pytest.raises(SuiteError, match="written with FSDP; resume it with train.parallel=fsdp"):
+        Trainer(load_run_config(same))  # one process cannot resume the shards: one clear line
+    assert json.loads((killed / "state.json").read_text())["parallel"] == "fsdp"  # and the record is untouched
 
 
 def test_ddp_ranks_agree_on_ema_and_projectors(fsdp_results):

@@ -96,7 +96,6 @@ class Trainer:
         for module in (self.model, self.ema, self.method):
             broadcast_from_rank0(module, self.dist)
         self.parallel = resolve_parallel(cfg.train.parallel, self.dist.world_size, sum(p.numel() for p in self.model.parameters()))
-        self.state.update(parallel=self.parallel, world_size=self.dist.world_size)
         if self.parallel == "fsdp":  # before the optimizer: sharding replaces the parameters by DTensors
             from suite.train import fsdp
 
@@ -110,6 +109,7 @@ class Trainer:
         self.step, self.images_seen, self.data_position = 0, 0, 0
         self._phase, self._step_rng, self._stop_signal = "idle", None, None
         self._resume()
+        self.state.update(parallel=self.parallel, world_size=self.dist.world_size)  # recorded with the run
         self.net = self.model
         if self.parallel == "ddp":
             self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
