@@ -78,6 +78,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     compile: bool = False  # torch.compile the backbone
+    parallel: Literal["auto", "ddp", "fsdp"] = "auto"  # several processes: ddp | fsdp (FSDP2, sharded) | auto (fsdp from 500M parameters)
     threads: int = 0  # torch CPU threads; 0: torch's default
     progress: bool = True
     max_steps: int = 0  # stop after this many steps in this process (tests: simulate a kill); 0: off
@@ -377,7 +378,8 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 
 
 # Fields that change where/how a run is stored or shown, not what it computes.
-_HASH_EXCLUDE = ("name", "tracking", "train.runs_root", "train.run_dir", "train.num_workers", "train.progress", "train.max_steps", "train.threads")
+_HASH_EXCLUDE = ("name", "tracking", "train.runs_root", "train.run_dir", "train.num_workers", "train.progress", "train.max_steps", "train.threads",
+                 "train.parallel")  # how it is computed, not what
 
 
 def config_hash(cfg: RunConfig) -> str:

@@ -1,4 +1,4 @@
-"""DistributedDataParallel from torchrun or SLURM (Submitit) environments; single process otherwise."""
+"""Processes from torchrun or SLURM (Submitit) environments, DDP or FSDP (suite.train.fsdp); single process otherwise."""
 from __future__ import annotations
 
 import os
@@ -7,6 +7,20 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+import torch.nn as nn
+
+
+PARALLEL_MODES = ("auto", "ddp", "fsdp")  # train.parallel
+AUTO_FSDP_PARAMS = 500_000_000  # auto: FSDP from this many backbone parameters on (the paper's 1B and 4B)
+
+
+def resolve_parallel(mode: str, world_size: int, n_params: int) -> str:
+    """'none' (one process), 'ddp' or 'fsdp'."""
+    if world_size <= 1:
+        return "none"
+    if mode == "auto":
+        return "fsdp" if n_params >= AUTO_FSDP_PARAMS else "ddp"
+    return mode
 
 
 @dataclass
@@ -58,3 +72,28 @@ def all_reduce_mean(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
         dist.all_reduce(x)
         x /= info.world_size
     return x
+
+
+def average_gradients_across_ranks(module: nn.Module, info: DistInfo) -> None:
+    """Under DDP, parameters outside the DDP-wrapped model (a method's projectors) would keep each
+    rank's own gradient, so ranks would drift apart (and clip by different norms): average each of
+    their gradients over the ranks as soon as backward has accumulated it."""
+    if not info.enabled:
+        return
+
+    def average(p: torch.Tensor) -> None:
+        dist.all_reduce(p.grad)
+        p.grad /= info.world_size
+
+    for p in module.parameters():
+        if p.requires_grad:
+            p.register_post_accumulate_grad_hook(average)
+
+
+@torch.no_grad()
+def broadcast_from_rank0(module: nn.Module, info: DistInfo) -> None:
+    """Rank 0's parameters and buffers on every rank: each rank initialises with its own seed, and
+    neither the EMA copy, nor a method's projectors, nor FSDP's shards are synchronised otherwise."""
+    if info.enabled:
+        for tensor in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(tensor, src=0)

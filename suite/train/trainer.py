@@ -23,7 +23,8 @@ from suite.flow import TimeSampler, broadcast_time, interpolate, velocity_target
 from suite.methods import Batch, build_method
 from suite.models import build_model, model_spec
 from suite.train import checkpoint as ckpt_io
-from suite.train.distributed import DistInfo, all_reduce_mean, init_distributed
+from suite.train.distributed import (DistInfo, all_reduce_mean, average_gradients_across_ranks, broadcast_from_rank0,
+                                     init_distributed, resolve_parallel)
 from suite.train.ema import make_ema, update_ema
 from suite.train.flops import training_flops_per_image
 from suite.train.state import RunState, check_run_dir
@@ -93,6 +94,16 @@ class Trainer:
         self.ema = make_ema(self.model)
         self.time_sampler = TimeSampler(cfg.time)
         self.method = build_method(cfg.method, self.model, self.time_sampler).to(self.device)
+        for module in (self.model, self.ema, self.method):
+            broadcast_from_rank0(module, self.dist)
+        self.parallel = resolve_parallel(cfg.train.parallel, self.dist.world_size, sum(p.numel() for p in self.model.parameters()))
+        if self.parallel == "fsdp":  # before the optimizer: sharding replaces the parameters by DTensors
+            from suite.train import fsdp
+
+            mp = fsdp.mixed_precision(self.amp_dtype)
+            fsdp.shard_backbone(self.model, mp)
+            fsdp.shard_backbone(self.ema, mp)
+            fsdp.shard_method(self.method, mp)
         params = list(self.model.parameters()) + list(self.method.parameters())
         o = cfg.optim
         self.opt = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay, eps=o.eps)
@@ -105,7 +116,11 @@ class Trainer:
             self.state.update(model_spec=self.model_spec)
         self._phase, self._step_rng, self._stop_signal = "idle", None, None
         self._resume()
-        self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None) if self.dist.enabled else self.model
+        self.state.update(parallel=self.parallel, world_size=self.dist.world_size)  # recorded with the run
+        self.net = self.model
+        if self.parallel == "ddp":
+            self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            average_gradients_across_ranks(self.method, self.dist)  # projectors live outside the DDP wrapper
         if cfg.train.compile:
             self.net = torch.compile(self.net)
 
@@ -117,16 +132,26 @@ class Trainer:
     def _resume(self) -> None:
         if not self.ckpt_path.exists():
             return
-        ck = ckpt_io.load_checkpoint(self.ckpt_path, map_location=self.device)
+        ck = ckpt_io.load_checkpoint(self.ckpt_path, map_location="cpu" if self.parallel == "fsdp" else self.device)
+        sharded = "dcp" in ck
+        if sharded != (self.parallel == "fsdp"):
+            raise SuiteError(f"checkpoint {self.ckpt_path} was written {'with' if sharded else 'without'} FSDP; "
+                             f"resume it with train.parallel={'fsdp' if sharded else 'ddp'} and several processes")
         try:
-            self.model.load_state_dict(ck["model"])
-            self.ema.load_state_dict(ck["ema"])
-            self.method.load_state_dict(ck["method"])
-            self.opt.load_state_dict(ck["optimizer"])
+            if sharded:
+                from suite.train import fsdp
+
+                fsdp.load_sharded(self.ckpt_path.parent / ck["dcp"], fsdp.Trainable(self.model, self.method), self.ema, self.opt)
+            else:
+                self.model.load_state_dict(ck["model"])
+                self.ema.load_state_dict(ck["ema"])
+                self.method.load_state_dict(ck["method"])
+                self.opt.load_state_dict(ck["optimizer"])
         except (RuntimeError, KeyError, ValueError) as e:
             raise SuiteError(f"checkpoint {self.ckpt_path} does not fit this config ({str(e).splitlines()[0][:150]})") from None
         self.step, self.images_seen, self.data_position = int(ck["step"]), int(ck["images_seen"]), int(ck["data_position"])
-        ckpt_io.set_rng_state(ck["rng"][self.dist.rank] if isinstance(ck["rng"], list) else ck["rng"])
+        rng = ck["rng"]
+        ckpt_io.set_rng_state(rng[self.dist.rank % len(rng)] if isinstance(rng, list) else rng)
         self.resumed_from = self.images_seen
 
     def save_checkpoint(self, snapshot: bool = False) -> bool:
@@ -144,16 +169,36 @@ class Trainer:
             gathered = [None] * self.dist.world_size
             torch.distributed.all_gather_object(gathered, rng)
             rng = gathered
+        counters = {"step": self.step, "images_seen": self.images_seen, "data_position": self.data_position,
+                    "rng": rng, "config_hash": self.hash,
+                    "model_spec": self.model_spec}  # rebuilds the model without the data (suite sample / eval)
+        if self.parallel == "fsdp":
+            return self._save_sharded(counters, snapshot)
         if not self.dist.is_main:
             return
         obj = {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "method": self.method.state_dict(),
-               "optimizer": self.opt.state_dict(), "step": self.step, "images_seen": self.images_seen,
-               "data_position": self.data_position, "rng": rng, "config_hash": self.hash,
-               "model_spec": self.model_spec}  # rebuilds the model without the data (suite sample / eval)
+               "optimizer": self.opt.state_dict(), **counters}
         ckpt_io.save_atomic(obj, self.ckpt_path)
         if snapshot:
             ckpt_io.save_atomic(obj, self.ckpt_path.with_name(f"snapshot-{self.images_seen:010d}.pt"))
         self.state.update(images_seen=self.images_seen, step=self.step)
+        return True
+
+    def _save_sharded(self, counters: dict, snapshot: bool) -> bool:
+        """FSDP: every rank writes its shards (DCP); rank 0 then writes latest.pt naming the complete
+        directory, with a consolidated EMA for `suite sample`/`suite eval` (see suite.train.fsdp)."""
+        from suite.train import fsdp
+
+        ckpt_dir = self.ckpt_path.parent
+        name = fsdp.save_sharded(ckpt_dir, self.images_seen, fsdp.Trainable(self.model, self.method), self.ema, self.opt, self.dist.is_main)
+        ema_full = fsdp.full_state_dict(self.ema)  # collective; the tensors land on rank 0
+        if self.dist.is_main:
+            obj = {"model": {}, "ema": ema_full, "dcp": name, **counters}
+            ckpt_io.save_atomic(obj, self.ckpt_path)
+            if snapshot:  # evaluation only (EMA weights), not resumable
+                ckpt_io.save_atomic(obj, self.ckpt_path.with_name(f"snapshot-{self.images_seen:010d}.pt"))
+            fsdp.remove_stale(ckpt_dir, keep=name)
+            self.state.update(images_seen=self.images_seen, step=self.step)
         return True
 
     # ------------------------------------------------------------------ pieces of the loop
@@ -237,6 +282,8 @@ class Trainer:
         n = 64
         labels = torch.arange(n) % self.model.num_classes
         imgs, _ = sample_images(self.ema, n, self.cfg.sampling, self.device, labels=labels)
+        if not self.dist.is_main:
+            return None
         path = self.run_dir / "samples" / f"grid-{self.images_seen:010d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         save_image((imgs + 1) / 2, path, nrow=8)
@@ -262,10 +309,10 @@ class Trainer:
         self.state.update(status="running", mlflow_run_id=self.tracker.run_id)
         evaluator = self._evaluator()
         batches = self._batches()
-        if self.tracker.resumed:
+        if self._rank0_says(self.tracker.resumed):
             self.tracker.skip_logged_steps()
             self.tracker.set_tags({"status": "running"})
-        else:
+        elif main or self.parallel == "fsdp":  # FSDP: the FLOP count's passes are collective
             self._log_static(self._to_batch(collate([self.train_set[i] for i in range(2)])))
         self.metrics_log = MetricsLog(self.run_dir / "metrics.jsonl", self.images_seen, main)
         t = cfg.train
@@ -298,7 +345,7 @@ class Trainer:
                     self._emit(metrics, "on_log")
                 if val_iv.due(self.images_seen):
                     self._emit(self.validation_losses(), "on_log")
-                if sample_iv.due(self.images_seen) and main:
+                if sample_iv.due(self.images_seen) and (main or self.parallel == "fsdp"):
                     self._log_samples()
                 if evaluator and eval_iv.due(self.images_seen):
                     self._evaluate(evaluator)
@@ -317,7 +364,7 @@ class Trainer:
                 self._emit(final, "on_log")
                 if evaluator and self._last_eval != self.images_seen:
                     self._evaluate(evaluator)
-                if main:
+                if main or self.parallel == "fsdp":  # FSDP: every rank takes part in the sampler's passes
                     self._log_samples()
         except BaseException as e:
             # SystemExit: Submitit's requeue after a preemption checkpoint; the run resumes later
@@ -332,6 +379,14 @@ class Trainer:
             _ACTIVE = None
         self._close(status)
         return TrainResult(self.run_dir, self.images_seen, self.metrics_log.last, self.tracker.run_id, status)
+
+    def _rank0_says(self, flag: bool) -> bool:
+        """Rank 0's value of `flag` on every rank (only rank 0 tracks; collective code must agree)."""
+        if not self.dist.enabled:
+            return flag
+        box = [flag]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return bool(box[0])
 
     def _catch_sigterm(self):
         """A plain SLURM preemption or `scancel` sends SIGTERM: finish the step, checkpoint, stop.
