@@ -57,7 +57,7 @@ def test_killed_fsdp_run_resumes_exactly_and_its_ema_loads_unsharded(fsdp_result
     assert state["status"] == "finished" and state["parallel"] == "fsdp" and state["world_size"] == 2
     assert [d.name for d in (killed / "checkpoints").glob("*.dcp")] == ["state-0000000192.dcp"]  # stale ones removed
 
-    from suite.run_loading import load_run
+    from suite.commands.run_loading import load_run
 
     run = load_run(killed, device="cpu")  # plain model from the consolidated EMA in latest.pt
     assert run.images_seen == 192
