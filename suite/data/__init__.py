@@ -1,4 +1,5 @@
-"""Data: built-in `digits` and `shapes` (no download), an image folder, precomputed latent shards.
+"""Data: built-in `digits`, `shapes` (images), `moving-shapes` (video) and `tones` (audio), all
+generated without download; an image folder; precomputed latent shards.
 
 `build_dataset(cfg.data, split)` is the one way to get a dataset; `ResumableSampler` gives the
 trainer a data order that a restarted run continues exactly.
@@ -12,10 +13,22 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from suite.data.builtin import load_digits_images, make_shapes, split_indices
-from suite.data.datasets import ImageFolderDataset, LatentShardDataset, TensorImageDataset
+from suite.data.datasets import ImageFolderDataset, LatentShardDataset, TensorImageDataset, TensorMediaDataset
 from suite.errors import ConfigError
 
-DATASETS = ("digits", "shapes", "folder", "latents")
+DATASETS = ("digits", "shapes", "moving-shapes", "tones", "folder", "latents")
+MEDIA_DATASETS = ("moving-shapes", "tones")  # built-in video / audio
+
+
+@lru_cache(maxsize=4)
+def _builtin_media(name: str, size: int, frames: int, length: int, rate: int, num: int, num_classes: int, seed: int):
+    if name == "moving-shapes":
+        from suite.data.video import FPS, MOVING_SHAPE_CLASS_NAMES, make_moving_shapes
+
+        return (*make_moving_shapes(num, frames, size, num_classes, seed), "video", FPS, MOVING_SHAPE_CLASS_NAMES)
+    from suite.data.audio import TONE_CLASS_NAMES, make_tones
+
+    return (*make_tones(num, length, rate, num_classes, seed), "audio", rate, TONE_CLASS_NAMES)
 
 
 @lru_cache(maxsize=8)
@@ -53,6 +66,11 @@ def build_dataset(data_cfg, split: str = "train") -> Dataset:
         images, labels = _builtin_tensors(name, data_cfg.image_size, data_cfg.num_images, data_cfg.num_classes, data_cfg.seed)
         n_cls = 10 if name == "digits" else data_cfg.num_classes
         full = TensorImageDataset(images, labels, n_cls, name, hflip=data_cfg.hflip and split == "train")
+    elif name in MEDIA_DATASETS:
+        d = data_cfg
+        clips, labels, captions, kind, rate, class_names = _builtin_media(
+            name, d.image_size, d.frames, d.audio_length, d.sample_rate, d.num_images, d.num_classes, d.seed)
+        full = TensorMediaDataset(clips, labels, captions, d.num_classes, name, kind, rate, class_names)
     elif name == "folder":
         if not data_cfg.root:
             raise ConfigError("data.root: the 'folder' dataset needs data.root=<dir with one folder per class>")
