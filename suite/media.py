@@ -97,7 +97,7 @@ def log_spectrogram(waves: torch.Tensor, n_fft: int = 256, hop: int = 64) -> tor
     return torch.log10(spec.square() + 1e-8) * 10  # (B, F, T')
 
 
-def spectrogram_png(waves: torch.Tensor, nrow: int | None = None, scale: int = 2) -> bytes:
+def spectrogram_png(waves: torch.Tensor, nrow: int | None = None, scale: int = 1) -> bytes:
     """PNG of a grid of log spectrograms (low frequencies at the bottom), magma colours."""
     from matplotlib import colormaps
     from PIL import Image
@@ -148,3 +148,27 @@ def save_samples(samples: torch.Tensor, out_dir, stem: str, rate: float | None =
 def data_rate(dataset) -> float | None:
     """Frames or samples per second of a dataset's clips (None for images)."""
     return getattr(dataset, "rate", None)
+
+
+def write_each(samples: torch.Tensor, labels: torch.Tensor, out_dir, data_cfg) -> list[Path]:
+    """`suite sample` for video/audio: `<i>_class<y>.gif|.wav` per sample plus `grid.*` of the first 64."""
+    from suite.data import build_dataset
+
+    rate = data_rate(build_dataset(data_cfg, "train"))
+    paths = []
+    for i, (x, y) in enumerate(zip(samples, labels)):
+        paths += [p for p in save_samples(x[None], out_dir, f"{i:06d}_class{int(y)}", rate) if not p.name.endswith(".spectrogram.png")]
+    return paths + save_samples(samples[:64], out_dir, "grid", rate, nrow=8)
+
+
+def show_dataset(dataset, out: str, n: int = 64) -> list[Path]:
+    """`suite data show` for video/audio: the first n clips as GIF / WAV + spectrogram, captions beside."""
+    p = Path(out)
+    clips = torch.stack([dataset[i]["pixels"] for i in range(min(n, len(dataset)))])
+    paths = save_samples(clips, p.parent, p.stem, data_rate(dataset), nrow=8)
+    captions = getattr(dataset, "captions", None)
+    if captions is not None:
+        cap = p.parent / f"{p.stem}.captions.txt"
+        cap.write_text("".join(f"{dataset[i]['caption']}\n" for i in range(clips.shape[0])))
+        paths.append(cap)
+    return paths
