@@ -2,7 +2,8 @@
 
 A class is (timbre, pitch pattern): five timbres (waveform, harmonics and envelope) × two
 patterns (the second note a fifth above or below the first). A model has to get the sound *and*
-the melody right. Base pitch, loudness and phase vary within a class. Clips are mono waveforms
+the melody right. Base pitch (one of four, slightly detuned) and loudness vary within a class;
+notes start in phase, so a small generator can learn the set on a CPU in minutes. Clips are mono waveforms
 (1, L) in [-1, 1] at `sample_rate`; every clip has a caption ("a plucked tone falling from 310 Hz").
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ TIMBRES = ("sine", "square", "sawtooth", "plucked", "tremolo")
 PATTERNS = ("rising", "falling")
 TONE_CLASS_NAMES = [f"{t}-{p}" for t in TIMBRES for p in PATTERNS]  # 10 classes
 FIFTH = 1.5  # frequency ratio between the two notes
+BASE_PITCHES = (220.0, 262.0, 330.0, 392.0)  # A3, C4, E4, G4: the first note's pitch
 
 
 def tone_class(timbre: str, pattern: str) -> int:
@@ -59,10 +61,10 @@ def make_tones(n: int, length: int, sample_rate: int, num_classes: int, seed: in
     half = length // 2
     for i, lab in enumerate(labels):
         timbre, pattern = TIMBRES[lab // len(PATTERNS)], PATTERNS[lab % len(PATTERNS)]
-        f0 = rng.uniform(220.0, 400.0)
+        f0 = BASE_PITCHES[rng.integers(len(BASE_PITCHES))] * rng.uniform(0.99, 1.01)  # slightly detuned
         f1 = f0 * FIFTH if pattern == "rising" else f0 / FIFTH
-        first = _note(timbre, f0, half, sample_rate, rng.uniform(0, 2 * np.pi))
-        second = _note(timbre, f1, length - half, sample_rate, rng.uniform(0, 2 * np.pi))
+        first = _note(timbre, f0, half, sample_rate, 0.0)  # notes start in phase: a CPU-learnable set
+        second = _note(timbre, f1, length - half, sample_rate, 0.0)
         wave = np.concatenate([first, second]) * rng.uniform(0.5, 0.8)
         clips[i, 0] = wave + rng.normal(0, 0.003, size=length)
         captions.append(f"a {timbre} tone {pattern} from {f0:.0f} Hz")
