@@ -13,8 +13,8 @@ from pathlib import Path
 MODALITIES = {"video": "moving-shapes", "audio": "tones"}  # --modality → built-in dataset
 # profile → budget knobs (images per run, evaluation cadence and size, sampler steps, classifier steps)
 PROFILES = {
-    "full": dict(total_images=12_800, eval_every=6_400, n_samples=500, log_every=1_280, steps=20, classifier_steps=400, probe_n=400),
-    "quick": dict(total_images=1_280, eval_every=0, n_samples=100, log_every=320, steps=8, classifier_steps=100, probe_n=100),
+    "full": dict(total_images=16_000, batch_size=32, eval_every=8_000, n_samples=400, log_every=1_600, steps=20, classifier_steps=400, probe_n=400),
+    "quick": dict(total_images=1_280, batch_size=64, eval_every=0, n_samples=100, log_every=320, steps=8, classifier_steps=100, probe_n=100),
 }
 DEPTHS = [2, 4]  # at width 64: two model sizes
 
@@ -29,6 +29,7 @@ def media_demo_spec(modality: str, out: Path, profile: str, parallel: int) -> di
         "base": f"builtin:demo-{dataset}",
         "set": {
             "model.hidden_size": 64, "train.runs_root": str(out / "runs"), "train.total_images": b["total_images"], "train.threads": 1,
+            "train.batch_size": b["batch_size"],  # more, smaller steps: the EMA (0.99) needs a few hundred
             "train.log_every_images": b["log_every"], "train.ckpt_every_images": b["total_images"] // 2,
             "train.val_every_images": b["eval_every"] or b["total_images"], "train.progress": False,
             "sampling.steps": b["steps"], "eval.every_images": b["eval_every"], "eval.n_samples": b["n_samples"],
