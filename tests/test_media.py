@@ -103,3 +103,20 @@ def test_selfflow_run_trains_resumes_exactly_evaluates_and_writes_media(name, ti
     assert 0 <= m["eval/class_consistency64"] <= 1 and "eval/probe_acc_block1" in m
     files = {p.suffix for p in (full.run_dir / "samples").iterdir()}
     assert files == ({".gif"} if name == "moving-shapes" else {".wav", ".png"})
+
+
+def test_cli_data_show_and_sample_write_media(tiny_cfg, tmp_path, capsys):
+    from suite.cli import main
+    from suite.train import train
+
+    assert main(["data", "show", "tones", "--out", str(tmp_path / "tones.png")]) == 0
+    assert {p.name for p in tmp_path.iterdir()} == {"tones.wav", "tones.spectrogram.png", "tones.captions.txt"}
+    assert main(["data", "show", "nope", "--out", str(tmp_path / "x.png")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1  # one clear line, no traceback
+    over = {"data.name": "moving-shapes", "data.num_images": 100, "model.patch_size": 4, "train.total_images": 64,
+            "tracking.enabled": False}
+    run = train(load_run_config(tiny_cfg(name="v", **over)))
+    assert main(["sample", str(run.run_dir), "--n", "3", "--out", str(tmp_path / "s")]) == 0
+    names = sorted(p.name for p in (tmp_path / "s").iterdir())
+    assert len([n for n in names if n.endswith(".gif") and "_class" in n]) == 3 and "meta.pt" in names
+    assert "grid.gif" in names and Image.open(tmp_path / "s" / "grid.gif").n_frames == 8
