@@ -230,6 +230,11 @@ def build_report(tracking_uri: str, out_dir, sweep: str | None = None,
         sec.figure(figures.save(figures.probe(summary), fig_dir, "probe_vs_block"),
                    "Linear-probe accuracy vs block, at the matched budget", "probe_vs_block")
 
+    # ---------------------------------------------------------------- video / audio samples
+    from reports.media import add_media_section
+
+    add_media_section(page, runs, tracking_uri)
+
     # ---------------------------------------------------------------- configs, versions
     sec = page.section("Configurations", "configs")
     per_cfg, shared = _config_tables(runs)

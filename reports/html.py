@@ -23,6 +23,7 @@ figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}
 figcaption{font-size:.85em;color:#555}
 code{background:#f5f5f5;padding:0 3px}details{margin:.5em 0}
 nav a{margin-right:1em}.scroll{overflow-x:auto;max-width:100%}
+.media-grid{display:flex;flex-wrap:wrap;gap:1em}.media{margin:0}.media img{image-rendering:pixelated;max-width:560px}
 """
 
 

@@ -29,11 +29,14 @@ BUILTIN_CONFIG_DIR = Path(__file__).parent / "configs"
 # ----------------------------------------------------------------------------- sections
 @dataclass
 class DataConfig:
-    name: str = "digits"  # a registered dataset: digits | shapes | folder | latents | plugins' own
+    name: str = "digits"  # a registered dataset: digits | shapes | moving-shapes (video) | tones (audio) | folder | latents | plugins' own
     root: Optional[str] = None  # folder / latent shards directory
-    image_size: int = 16  # built-in data are rendered/upscaled to this size
-    num_images: int = 2000  # shapes: how many to generate
-    num_classes: int = 10  # shapes: how many classes (folder/latents: read from data)
+    image_size: int = 16  # built-in data are rendered/upscaled to this size (moving-shapes: frame size)
+    num_images: int = 2000  # shapes, moving-shapes, tones: how many to generate
+    num_classes: int = 10  # shapes, moving-shapes, tones: how many classes (folder/latents: read from data)
+    frames: int = 8  # moving-shapes: frames per clip
+    audio_length: int = 4096  # tones: samples per clip (4096 at 8 kHz ≈ 0.5 s)
+    sample_rate: int = 8000  # tones: samples per second
     test_fraction: float = 0.2  # held-out split of built-in data
     seed: int = 0  # data generation / split seed
     hflip: bool = False  # random horizontal flips (never for digits)

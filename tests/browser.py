@@ -16,6 +16,16 @@ window.addEventListener('load', () => {
   const m = document.createElement('div'); m.id = 'figure-check';
   m.textContent = 'FIGURES-DECODED ' + ok + '/' + imgs.length;
   document.body.appendChild(m);
+  const players = Array.from(document.querySelectorAll('audio, video'));
+  Promise.all(players.map(a => new Promise(res => {
+    if (a.readyState >= 1) return res();
+    a.addEventListener('loadedmetadata', res); a.addEventListener('error', res); a.load();
+  }))).then(() => {
+    const playable = players.filter(a => a.readyState >= 1 && a.duration > 0 && !a.error).length;
+    const p = document.createElement('div'); p.id = 'media-check';
+    p.textContent = 'MEDIA-PLAYABLE ' + playable + '/' + players.length;
+    document.body.appendChild(p);
+  });
 });
 </script></body>"""
 
@@ -25,7 +35,9 @@ def have_chromium() -> bool:
 
 
 def open_in_chromium(html: Path, scratch: Path) -> dict:
-    """{'decoded': n images decoded, 'images': n <img> in the page, 'js_error': bool, 'screenshot': Path}."""
+    """{'decoded': n images decoded (GIFs included), 'images': n <img> in the page, 'playable':
+    n <audio>/<video> with metadata loaded and a duration > 0, 'players': n of them,
+    'js_error': bool, 'screenshot': Path}."""
     page = Path(html).read_text()
     probe = scratch / "probe.html"
     probe.write_text(page.replace("</body>", _CHECK, 1))
@@ -34,8 +46,10 @@ def open_in_chromium(html: Path, scratch: Path) -> dict:
     if dom.returncode != 0:
         raise RuntimeError(dom.stderr[-2000:])
     found = re.search(r"FIGURES-DECODED (\d+)/(\d+)", dom.stdout)
+    media = re.search(r"MEDIA-PLAYABLE (\d+)/(\d+)", dom.stdout)
     shot = scratch / "shot.png"
     subprocess.run(base + [f"--screenshot={shot}", "--window-size=1280,2400", Path(html).as_uri()],
                    capture_output=True, text=True, timeout=120)
     return {"decoded": int(found.group(1)) if found else -1, "images": page.count("<img "),
+            "playable": int(media.group(1)) if media else -1, "players": page.count("<audio ") + page.count("<video "),
             "js_error": re.search(r"<body[^>]*data-js-error=", dom.stdout) is not None, "screenshot": shot}

@@ -11,7 +11,7 @@ def add_arguments(p) -> None:
     e.add_argument("--image-size", type=int, default=256)
     e.add_argument("--device", default="cpu")
     s = sub.add_parser("show", help="write a grid of a dataset's images")
-    s.add_argument("name", help="digits | shapes")
+    s.add_argument("name", help="digits | shapes | moving-shapes (GIF) | tones (WAV + spectrogram)")
     s.add_argument("--out", default="data-grid.png")
 
 
@@ -32,6 +32,11 @@ def run(args) -> int:
 
     ds = build_dataset(DataConfig(name=args.name), "train")
     imgs = torch.stack([ds[i]["pixels"] for i in range(64)])
+    if imgs.dim() != 4:
+        from suite.media import show_dataset
+
+        print("wrote " + ", ".join(map(str, show_dataset(ds, args.out))))
+        return 0
     save_image((imgs + 1) / 2, args.out, nrow=8)
     print(f"wrote {args.out}")
     return 0

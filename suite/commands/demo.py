@@ -24,6 +24,8 @@ def add_arguments(p) -> None:
     p.add_argument("--quick", action="store_true", help="tiny budgets (tests, a first look): about a minute")
     p.add_argument("--out", default="demo", help="output folder (runs, MLflow store, report)")
     p.add_argument("--parallel", type=int, default=2, help="runs trained at once (local executor)")
+    p.add_argument("--modality", choices=("image", "video", "audio"), default="image",
+                   help="image: digits (default); video: moving-shapes; audio: tones (suite/media_demo.py)")
 
 
 def demo_spec(out: Path, encoder_dir: Path, profile: str, parallel: int) -> dict:
@@ -67,6 +69,8 @@ def run(args) -> int:
     t0 = time.time()
     say = lambda msg: print(f"[demo {time.time() - t0:5.0f}s] {msg}", flush=True)  # noqa: E731
 
+    if args.modality != "image":
+        return run_media_demo(args, out, profile, say)
     encoder_dir = out / "encoders" / f"digits-classifier-{profile}"
     if (encoder_dir / "encoder.json").is_file():
         say(f"encoder: reusing {encoder_dir}")
@@ -89,3 +93,22 @@ def run(args) -> int:
     print(f"\nReport: {html}\nMLflow: mlflow ui --backend-store-uri {uri}")
     return rc
 
+
+
+def run_media_demo(args, out: Path, profile: str, say) -> int:
+    """`--modality video|audio`: the sweep of suite/media_demo.py, then the report with players."""
+    from reports.build import build_report
+    from suite.media_demo import media_demo_spec
+    from suite.sweeps.dispatch import run_sweep
+    from suite.sweeps.plan import tracking_settings
+    from suite.sweeps.spec import parse_sweep_spec
+    from suite.tracking import init_store
+
+    spec = parse_sweep_spec(media_demo_spec(args.modality, out, profile, args.parallel))
+    uri = tracking_settings(spec)["uri"]
+    init_store(uri, "demo")
+    say(f"sweep {spec.name}: {spec.description}")
+    rc = run_sweep(spec, kind="local", wait=True, out=say)
+    html = build_report(uri, out / f"report-{args.modality}", sweep=spec.name, echo=say)
+    print(f"\nReport: {html}\nMLflow: mlflow ui --backend-store-uri {uri}")
+    return rc

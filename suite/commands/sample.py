@@ -26,9 +26,14 @@ def run(args) -> int:
     imgs, labels = sample_images(loaded.ema, args.n, loaded.cfg.sampling, loaded.device, seed=args.seed, progress=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for i, (img, y) in enumerate(zip(imgs, labels)):
-        save_image((img + 1) / 2, out / f"{i:06d}_class{int(y)}.png")
-    save_image((imgs[:64] + 1) / 2, out / "grid.png", nrow=8)
+    if imgs.dim() == 4:
+        for i, (img, y) in enumerate(zip(imgs, labels)):
+            save_image((img + 1) / 2, out / f"{i:06d}_class{int(y)}.png")
+        save_image((imgs[:64] + 1) / 2, out / "grid.png", nrow=8)
+    else:  # video → GIF, audio → WAV + spectrogram, one per sample and one of the first 64
+        from suite.media import write_each
+
+        write_each(imgs, labels, out, loaded.cfg.data)
     torch.save({"labels": labels, "sampling": describe(loaded.cfg.sampling), "images_seen": loaded.images_seen}, out / "meta.pt")
     print(f"wrote {args.n} samples to {out} (EMA at {loaded.images_seen} images; {describe(loaded.cfg.sampling)})")
     return 0

@@ -1,4 +1,5 @@
-"""Data: built-in `digits` and `shapes` (no download), an image folder, precomputed latent shards.
+"""Data: built-in `digits`, `shapes` (images), `moving-shapes` (video) and `tones` (audio), all
+generated without download; an image folder; precomputed latent shards.
 
 `build_dataset(cfg.data, split)` is the one way to get a dataset; datasets register by name
 (`register_dataset`, the `DATASETS` registry; plugins may add their own); `ResumableSampler` gives the
@@ -15,7 +16,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from suite.data.builtin import load_digits_images, make_shapes, split_indices
-from suite.data.datasets import ImageFolderDataset, LatentShardDataset, TensorImageDataset
+from suite.data.datasets import ImageFolderDataset, LatentShardDataset, TensorImageDataset, TensorMediaDataset
 from suite.errors import ConfigError
 from suite.registry import Registry
 
@@ -44,6 +45,18 @@ def register_dataset(name: str, describe: Callable | None = None):
 
 def describe_dataset(data_cfg) -> tuple[tuple[int, ...], int] | None:
     return DATASETS.get(data_cfg.name).describe(data_cfg)
+MEDIA_DATASETS = ("moving-shapes", "tones")  # built-in video / audio
+
+
+@lru_cache(maxsize=4)
+def _builtin_media(name: str, size: int, frames: int, length: int, rate: int, num: int, num_classes: int, seed: int):
+    if name == "moving-shapes":
+        from suite.data.video import FPS, MOVING_SHAPE_CLASS_NAMES, make_moving_shapes
+
+        return (*make_moving_shapes(num, frames, size, num_classes, seed), "video", FPS, MOVING_SHAPE_CLASS_NAMES)
+    from suite.data.audio import TONE_CLASS_NAMES, make_tones
+
+    return (*make_tones(num, length, rate, num_classes, seed), "audio", rate, TONE_CLASS_NAMES)
 
 
 @lru_cache(maxsize=8)
@@ -63,6 +76,16 @@ def _digits(c) -> Dataset:
 def _shapes(c) -> Dataset:
     images, labels = _builtin_tensors("shapes", c.image_size, c.num_images, c.num_classes, c.seed)
     return TensorImageDataset(images, labels, c.num_classes, "shapes", hflip=c.hflip)
+
+
+def _media(c) -> Dataset:
+    clips, labels, captions, kind, rate, class_names = _builtin_media(
+        c.name, c.image_size, c.frames, c.audio_length, c.sample_rate, c.num_images, c.num_classes, c.seed)
+    return TensorMediaDataset(clips, labels, captions, c.num_classes, c.name, kind, rate, class_names)
+
+
+register_dataset("moving-shapes", describe=lambda c: ((3, c.frames, c.image_size, c.image_size), c.num_classes))(_media)
+register_dataset("tones", describe=lambda c: ((1, c.audio_length), c.num_classes))(_media)
 
 
 @register_dataset("folder", describe=lambda c: ((3, c.image_size, c.image_size), None))

@@ -29,6 +29,27 @@ class TensorImageDataset(Dataset):
         return {"x0": x, "y": int(self.labels[i]), "pixels": pixels, "index": i}
 
 
+class TensorMediaDataset(Dataset):
+    """Video (3, T, H, W) or audio (1, L) clips in memory (built-in data). x0 and `pixels` are the
+    clip itself (what external encoders and media writers see); every item has its caption.
+    No flips: mirroring a clip would change its class (the direction of motion)."""
+
+    def __init__(self, clips: torch.Tensor, labels: torch.Tensor, captions: list[str], num_classes: int, name: str,
+                 kind: str, rate: float, class_names: list[str]):
+        self.images, self.labels, self.captions, self.num_classes, self.name = clips, labels, captions, num_classes, name
+        self.kind = kind  # "video" | "audio" (suite.media reads it)
+        self.rate = rate  # frames per second (video) or samples per second (audio)
+        self.class_names = class_names[:num_classes]
+        self.image_shape = self.pixel_shape = tuple(clips.shape[1:])  # (3, T, H, W) | (1, L)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int) -> dict:
+        x = self.images[i]
+        return {"x0": x, "y": int(self.labels[i]), "pixels": x, "index": i, "caption": self.captions[i]}
+
+
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 

@@ -37,23 +37,58 @@ class ClassifierRecipe:
 
 
 class DomainCNN(nn.Module):
-    """(B, 3, H, W) in [-1, 1] → (penultimate (B, F), logits (B, K)); any H, W ≥ 4."""
+    """A small CNN classifier for one kind of data → (penultimate (B, F), logits (B, K)).
 
-    def __init__(self, num_classes: int, width: int = 32, feature_dim: int = 64):
+    - image: (B, 3, H, W) in [-1, 1], any H, W ≥ 4; 2-D convolutions.
+    - video: (B, 3, T, H, W) in [-1, 1]; 3-D convolutions over time and space (motion matters).
+    - audio: (B, 1, L) waveform in [-1, 1]; a fixed log-magnitude STFT front-end, then the
+      2-D CNN on the (1, F, T') spectrogram (timbre and pitch are easy to read there).
+    """
+
+    KINDS = ("image", "video", "audio")
+
+    def __init__(self, num_classes: int, width: int = 32, feature_dim: int = 64, kind: str = "image"):
         super().__init__()
-        w = width
+        if kind not in self.KINDS:
+            raise ValueError(f"domain classifier kind {kind!r}; allowed: {', '.join(self.KINDS)}")
+        w, self.kind = width, kind
+        if kind == "video":
+            conv, norm_pool = nn.Conv3d, nn.AdaptiveAvgPool3d
+            first = dict(kernel_size=3, stride=(1, 2, 2), padding=1)  # keep every frame, halve space
+        else:
+            conv, norm_pool = nn.Conv2d, nn.AdaptiveAvgPool2d
+            first = dict(kernel_size=3, padding=1) if kind == "image" else dict(kernel_size=3, stride=2, padding=1)
+        c_in = 1 if kind == "audio" else 3
         self.body = nn.Sequential(
-            nn.Conv2d(3, w, 3, padding=1), nn.GroupNorm(8, w), nn.SiLU(),
-            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.GroupNorm(8, 2 * w), nn.SiLU(),
-            nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1), nn.GroupNorm(8, 4 * w), nn.SiLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            conv(c_in, w, **first), nn.GroupNorm(8, w), nn.SiLU(),
+            conv(w, 2 * w, 3, stride=2, padding=1), nn.GroupNorm(8, 2 * w), nn.SiLU(),
+            conv(2 * w, 4 * w, 3, stride=2, padding=1), nn.GroupNorm(8, 4 * w), nn.SiLU(),
+            norm_pool(1), nn.Flatten(),
         )
         self.penultimate = nn.Sequential(nn.Linear(4 * w, feature_dim), nn.SiLU())
         self.head = nn.Linear(feature_dim, num_classes)
-        self.arch = dict(num_classes=num_classes, width=width, feature_dim=feature_dim)
+        self.arch = dict(num_classes=num_classes, width=width, feature_dim=feature_dim, kind=kind)
+
+    @property
+    def expected_input(self) -> str:
+        return {"image": "(B, 3, H, W) uint8", "video": "(B, 3, T, H, W) uint8", "audio": "(B, 1, L) float"}[self.kind]
+
+    def accepts(self, x: torch.Tensor) -> bool:
+        """Whether x is this kind's evaluation form (suite.evaluation.images.quantise)."""
+        if self.kind == "audio":
+            return x.dim() == 3 and x.shape[1] == 1 and x.is_floating_point()
+        return x.dtype == torch.uint8 and x.dim() == (5 if self.kind == "video" else 4) and x.shape[1] == 3
+
+    def frontend(self, x: torch.Tensor) -> torch.Tensor:
+        """Audio: (B, 1, L) → (B, 1, F, T') log spectrogram scaled to about [-1, 1]; else x."""
+        if self.kind != "audio":
+            return x
+        from suite.media import log_spectrogram
+
+        return ((log_spectrogram(x, n_fft=256, hop=128) + 40.0) / 40.0).unsqueeze(1)  # (B, 1, 129, T')
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f = self.penultimate(self.body(x))  # (B, F)
+        f = self.penultimate(self.body(self.frontend(x)))  # (B, F)
         return f, self.head(f)  # (B, F), (B, K)
 
 
@@ -76,20 +111,24 @@ def load_classifier(path: str | Path) -> DomainCNN:
 
 
 def _shift(x: torch.Tensor, max_shift: int, g: torch.Generator) -> torch.Tensor:
-    """Random translation by up to max_shift pixels (replicate padding), one offset per batch."""
-    if max_shift <= 0:
+    """Random spatial translation by up to max_shift pixels (replicate padding), one offset per
+    batch; video frames move together; audio (B, 1, L) is left as it is."""
+    if max_shift <= 0 or x.dim() < 4:
         return x
     dx, dy = (int(v) for v in torch.randint(-max_shift, max_shift + 1, (2,), generator=g))
     p = max_shift
-    xp = F.pad(x, (p, p, p, p), mode="replicate")  # (B, C, H + 2p, W + 2p)
-    h, w = x.shape[-2:]
-    return xp[..., p + dy : p + dy + h, p + dx : p + dx + w]
+    shape = x.shape
+    h, w = shape[-2:]
+    x4 = x.reshape(shape[0], -1, h, w)  # (B, C·T, H, W)
+    xp = F.pad(x4, (p, p, p, p), mode="replicate")  # (B, C·T, H + 2p, W + 2p)
+    return xp[..., p + dy : p + dy + h, p + dx : p + dx + w].reshape(shape)
 
 
 def train_classifier(
     images: torch.Tensor, labels: torch.Tensor, num_classes: int, recipe: ClassifierRecipe, seed: int = 0
 ) -> DomainCNN:
-    """AdamW on random minibatches of uint8 images (N, 3, H, W); deterministic given the seed.
+    """AdamW on random minibatches of uint8 images (N, 3, H, W) (video (N, 3, T, H, W) uint8,
+    audio (N, 1, L) float); deterministic given the seed.
 
     The global RNG is forked, not reseeded: training a classifier in the middle of a training run
     (first in-training evaluation) must not change that run's random stream.
@@ -97,10 +136,10 @@ def train_classifier(
     g = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = DomainCNN(num_classes, recipe.width, recipe.feature_dim)
+        net = DomainCNN(num_classes, recipe.width, recipe.feature_dim, data_kind(images))
     opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, recipe.steps)
-    x_all = to_float(images)  # (N, 3, H, W)
+    x_all = to_float(images)  # (N, 3, H, W) | (N, 3, T, H, W) | (N, 1, L)
     net.train()
     for _ in range(recipe.steps):
         idx = torch.randint(0, x_all.shape[0], (min(recipe.batch_size, x_all.shape[0]),), generator=g)
@@ -120,6 +159,13 @@ def accuracy(net: DomainCNN, images: torch.Tensor, labels: torch.Tensor, batch_s
         _, logits = net(to_float(images[i : i + batch_size]))
         correct += (logits.argmax(1) == labels[i : i + batch_size]).sum().item()
     return correct / max(1, images.shape[0])
+
+
+def data_kind(quantised: torch.Tensor) -> str:
+    """Kind of a batch in evaluation form: (N, 3, H, W) image, (N, 3, T, H, W) video, (N, 1, L) audio."""
+    from suite.media import media_kind
+
+    return media_kind(quantised.shape[1:])
 
 
 def classifier_key(data_cfg, recipe: ClassifierRecipe, seed: int) -> dict:

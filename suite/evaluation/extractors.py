@@ -25,7 +25,7 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from suite.errors import MissingFileError, SuiteError
-from suite.evaluation.images import to_uint8
+from suite.evaluation.images import quantise, to_float, to_uint8
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_FILE
@@ -51,9 +51,9 @@ class FidelityDomainClassifier(FeatureExtractorBase):
         self.net = load_classifier(feature_extractor_weights_path)
 
     def forward(self, x):
-        if not (torch.is_tensor(x) and x.dtype == torch.uint8 and x.dim() == 4 and x.shape[1] == 3):
-            raise SuiteError(f"domain classifier expects (B, 3, H, W) uint8, got {getattr(x, 'dtype', type(x))} {tuple(getattr(x, 'shape', ()))}")
-        feats, logits = self.net(x.float() / 127.5 - 1.0)  # (B, F), (B, K)
+        if not (torch.is_tensor(x) and self.net.accepts(x)):
+            raise SuiteError(f"{self.net.kind} domain classifier expects {self.net.expected_input}, got {getattr(x, 'dtype', type(x))} {tuple(getattr(x, 'shape', ()))}")
+        feats, logits = self.net(to_float(x))  # (B, F), (B, K)
         out = {"penultimate": feats.float(), "logits": logits.float()}
         return tuple(out[a] for a in self.features_list)
 
@@ -220,7 +220,7 @@ class Extractor:
     def extract(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         out: dict[str, list[torch.Tensor]] = {"features": [], "logits": []}
         for i in range(0, images.shape[0], self.batch_size):
-            batch = to_uint8(images[i : i + self.batch_size]).to(self.device)  # (b, 3, H, W) uint8
+            batch = quantise(images[i : i + self.batch_size]).to(self.device)  # (b, 3, H, W) uint8; video/audio: see quantise
             feats = self.module.convert_features_tuple_to_dict(self.module(batch))
             out["features"].append(feats[self.feature_layer].float().cpu())
             if self.logits_layer:

@@ -11,6 +11,7 @@ Fréchet distance (frechet.py; equal to torch-fidelity's eigvals formula, tested
 ADM's (measuring.md §1).
 
 Names (ARCHITECTURE.md): `fid2k_digits-classifier`, `kid500_inception`, `fd10k_dinov2`,
+`fd2k_moving-shapes-classifier`, `fd2k_tones-classifier`,
 `precision2k_digits-classifier`, `isc50k_inception`, `class_consistency2k`,
 `fid2k_digits-classifier_cleanfid`. The sample count is always part of the name.
 """
@@ -77,6 +78,15 @@ def parse_metric(spec: str, default_n: int, default_extractor: str, backends=("t
     return [MetricSpec(kind, default_n, default_extractor, b) for b in bs]
 
 
+def frechet_prefix(extractor_name: str | None) -> str:
+    """`fid` for Inception-style image features; `fd` (Fréchet distance) for DINOv2 and the video /
+    audio domain classifiers (`fd2k_moving-shapes-classifier`, `fd2k_tones-classifier`)."""
+    from suite.data import MEDIA_DATASETS
+
+    media = {f"{d}-classifier" for d in MEDIA_DATASETS}
+    return "fd" if extractor_name == "dinov2" or extractor_name in media else "fid"
+
+
 def metric_names(kind: str, n: int, extractor_name: str | None, backend: str = "torch-fidelity") -> list[str]:
     """The logged names for one spec (prc gives two)."""
     c = count_label(n)
@@ -84,7 +94,7 @@ def metric_names(kind: str, n: int, extractor_name: str | None, backend: str = "
         return [f"class_consistency{c}"]
     suffix = "_cleanfid" if backend == "clean-fid" else ""
     if kind == "fid":
-        return [f"{'fd' if extractor_name == 'dinov2' else 'fid'}{c}_{extractor_name}{suffix}"]
+        return [f"{frechet_prefix(extractor_name)}{c}_{extractor_name}{suffix}"]
     if kind == "prc":
         return [f"precision{c}_{extractor_name}{suffix}", f"recall{c}_{extractor_name}{suffix}"]
     return [f"{kind}{c}_{extractor_name}{suffix}"]

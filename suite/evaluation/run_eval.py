@@ -111,7 +111,7 @@ class Evaluator:
         drawn once for all n (`sampling.label_sampling`, seeded by `eval.seed`); chunk i's noise is
         seeded by (eval.seed, i), so the samples depend only on the seed, n and the chunk size.
         """
-        from suite.evaluation.images import generated_to_pixels, to_uint8
+        from suite.evaluation.images import generated_to_pixels, quantise
         from suite.sampling import draw_labels, sample_images
 
         e = self.cfg.eval
@@ -121,7 +121,7 @@ class Evaluator:
             x0, _ = sample_images(model, y.shape[0], self.cfg.sampling, device, seed=e.seed * 1_000_003 + i,
                                   labels=y, batch_size=e.batch_size)
             decoder = self.dataset() if x0.shape[1] not in (1, 3) else None  # latents: the dataset decodes
-            yield to_uint8(generated_to_pixels(x0, decoder)), y  # (b, 3, H, W) uint8
+            yield quantise(generated_to_pixels(x0, decoder)), y  # (b, 3, H, W) uint8; video/audio: see quantise
 
     def __call__(self, model, images_seen: int) -> dict[str, float]:
         """Evaluate; the caller's RNG streams (CPU and the model's CUDA device) are left untouched,
@@ -131,7 +131,8 @@ class Evaluator:
             return self._evaluate(model, images_seen, device)
 
     def _evaluate(self, model, images_seen: int, device) -> dict[str, float]:
-        from suite.evaluation.images import save_grid
+        from suite.evaluation.images import to_float
+        from suite.media import data_rate, save_samples
 
         start = time.time()
         e = self.cfg.eval
@@ -178,8 +179,8 @@ class Evaluator:
             out = self.run_dir / "eval" / f"eval-{int(images_seen):010d}.json"
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
-            if grid is not None:
-                save_grid(grid[:64], self.run_dir / "samples" / f"eval-{int(images_seen):010d}.png")
+            if grid is not None:  # PNG grid, GIF (video) or WAV + spectrogram (audio)
+                save_samples(to_float(grid[:64]), self.run_dir / "samples", f"eval-{int(images_seen):010d}", data_rate(self.dataset()))
         return results
 
     def _cleanfid_inception(self, kind, device):

@@ -269,25 +269,27 @@ class Trainer:
                 sl = slice(i, i + 256)
                 xt = interpolate(x0[sl], x1[sl], broadcast_time(t[sl], x0[sl]))
                 v = self.ema(xt, t[sl], y[sl])
-                losses.append((v.float() - velocity_target(x0[sl], x1[sl])).square().mean(dim=(1, 2, 3)))
+                losses.append((v.float() - velocity_target(x0[sl], x1[sl])).square().flatten(1).mean(1))  # (b,) any layout
             out[f"val/loss_t{t_val:g}"] = torch.cat(losses).mean().item()
         out["val/loss_mean"] = sum(out.values()) / len(out)
         return out
 
-    def write_samples(self) -> Path | None:
-        from torchvision.utils import save_image
-
+    def write_samples(self) -> list[Path]:
+        """64 samples, classes in turn: a PNG grid (images), GIF (video) or WAV + spectrogram (audio)."""
+        from suite.evaluation.images import generated_to_pixels
+        from suite.media import data_rate, save_samples
         from suite.sampling import sample_images
 
         n = 64
         labels = torch.arange(n) % self.model.num_classes
-        imgs, _ = sample_images(self.ema, n, self.cfg.sampling, self.device, labels=labels)
+        x0, _ = sample_images(self.ema, n, self.cfg.sampling, self.device, labels=labels)  # collective under FSDP
         if not self.dist.is_main:
-            return None
-        path = self.run_dir / "samples" / f"grid-{self.images_seen:010d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_image((imgs + 1) / 2, path, nrow=8)
-        return path
+            return []
+        try:
+            pixels = generated_to_pixels(x0, self.train_set)
+        except SuiteError:  # latents without a decoder (data.vae unset): nothing a person could view
+            return []
+        return save_samples(pixels, self.run_dir / "samples", f"grid-{self.images_seen:010d}", data_rate(self.train_set), nrow=8)
 
     def _evaluator(self):
         if not self.cfg.eval.metrics:
@@ -416,9 +418,9 @@ class Trainer:
                 fn(self.images_seen, metrics)
 
     def _log_samples(self) -> None:
-        path = self.write_samples()
-        if path and self.cfg.tracking.log_samples:
-            self.tracker.log_artifact(path, "samples")
+        for path in self.write_samples():
+            if self.cfg.tracking.log_samples:
+                self.tracker.log_artifact(path, "samples")
 
     def _log_static(self, batch: Batch) -> None:
         """Params once per run: the resolved config, sizes and FLOPs per image."""
