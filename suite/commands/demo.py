@@ -25,7 +25,7 @@ def add_arguments(p) -> None:
     p.add_argument("--out", default="demo", help="output folder (runs, MLflow store, report)")
     p.add_argument("--parallel", type=int, default=2, help="runs trained at once (local executor)")
     p.add_argument("--modality", choices=("image", "video", "audio"), default="image",
-                   help="image: digits (default); video: moving-shapes; audio: tones (suite/media_demo.py)")
+                   help="image: digits (default); video: moving-shapes; audio: tones (suite/commands/demo_media.py)")
 
 
 def demo_spec(out: Path, encoder_dir: Path, profile: str, parallel: int) -> dict:
@@ -96,9 +96,9 @@ def run(args) -> int:
 
 
 def run_media_demo(args, out: Path, profile: str, say) -> int:
-    """`--modality video|audio`: the sweep of suite/media_demo.py, then the report with players."""
+    """`--modality video|audio`: the sweep of suite/commands/demo_media.py, then the report with players."""
     from reports.build import build_report
-    from suite.media_demo import media_demo_spec
+    from suite.commands.demo_media import media_demo_spec
     from suite.sweeps.dispatch import run_sweep
     from suite.sweeps.plan import tracking_settings
     from suite.sweeps.spec import parse_sweep_spec
