@@ -152,9 +152,9 @@ def data_rate(dataset) -> float | None:
 
 def write_each(samples: torch.Tensor, labels: torch.Tensor, out_dir, data_cfg) -> list[Path]:
     """`suite sample` for video/audio: `<i>_class<y>.gif|.wav` per sample plus `grid.*` of the first 64."""
-    from suite.data import build_dataset
+    from suite.data import clip_rate
 
-    rate = data_rate(build_dataset(data_cfg, "train"))
+    rate = clip_rate(data_cfg)
     paths = []
     for i, (x, y) in enumerate(zip(samples, labels)):
         paths += [p for p in save_samples(x[None], out_dir, f"{i:06d}_class{int(y)}", rate) if not p.name.endswith(".spectrogram.png")]

@@ -31,16 +31,22 @@ class DatasetEntry:
 
     build: Callable
     describe: Callable = lambda data_cfg: None
+    rate: Callable = lambda data_cfg: None  # frames (video) or samples (audio) per second; None: images
 
 
-def register_dataset(name: str, describe: Callable | None = None):
+def register_dataset(name: str, describe: Callable | None = None, rate: Callable | None = None):
     """Decorator on `build(data_cfg) -> Dataset`: `@register_dataset("shapes", describe=...)`."""
 
     def wrap(build):
-        DATASETS.register(name, DatasetEntry(build, describe or (lambda data_cfg: None)))
+        DATASETS.register(name, DatasetEntry(build, describe or (lambda data_cfg: None), rate or (lambda data_cfg: None)))
         return build
 
     return wrap
+
+
+def clip_rate(data_cfg) -> float | None:
+    """Frames or samples per second of the data's clips, without building it (None for images)."""
+    return DATASETS.get(data_cfg.name).rate(data_cfg)
 
 
 def describe_dataset(data_cfg) -> tuple[tuple[int, ...], int] | None:
@@ -84,8 +90,14 @@ def _media(c) -> Dataset:
     return TensorMediaDataset(clips, labels, captions, c.num_classes, c.name, kind, rate, class_names)
 
 
-register_dataset("moving-shapes", describe=lambda c: ((3, c.frames, c.image_size, c.image_size), c.num_classes))(_media)
-register_dataset("tones", describe=lambda c: ((1, c.audio_length), c.num_classes))(_media)
+def _video_fps(c) -> float:
+    from suite.data.video import FPS
+
+    return FPS
+
+
+register_dataset("moving-shapes", describe=lambda c: ((3, c.frames, c.image_size, c.image_size), c.num_classes), rate=_video_fps)(_media)
+register_dataset("tones", describe=lambda c: ((1, c.audio_length), c.num_classes), rate=lambda c: c.sample_rate)(_media)
 
 
 @register_dataset("folder", describe=lambda c: ((3, c.image_size, c.image_size), None))

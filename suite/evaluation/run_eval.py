@@ -132,7 +132,8 @@ class Evaluator:
 
     def _evaluate(self, model, images_seen: int, device) -> dict[str, float]:
         from suite.evaluation.images import to_float
-        from suite.media import data_rate, save_samples
+        from suite.data import clip_rate
+        from suite.media import save_samples
 
         start = time.time()
         e = self.cfg.eval
@@ -180,7 +181,7 @@ class Evaluator:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
             if grid is not None:  # PNG grid, GIF (video) or WAV + spectrogram (audio)
-                save_samples(to_float(grid[:64]), self.run_dir / "samples", f"eval-{int(images_seen):010d}", data_rate(self.dataset()))
+                save_samples(to_float(grid[:64]), self.run_dir / "samples", f"eval-{int(images_seen):010d}", clip_rate(self.cfg.data))
         return results
 
     def _cleanfid_inception(self, kind, device):
