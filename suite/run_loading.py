@@ -35,8 +35,12 @@ def load_run(run_dir, checkpoint=None, overrides=(), device: str = "auto") -> Lo
         ckpt_path = run_dir / "checkpoints" / str(checkpoint)  # a name inside the run's checkpoints/
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
     ck = load_checkpoint(ckpt_path, map_location=dev)
-    ds = build_dataset(cfg.data, "train")
-    ema = build_model(cfg.model, ds.image_shape, ds.num_classes).to(dev)
+    if "data_shape" in ck:  # an imported checkpoint (suite.interop) carries its shapes: no dataset needed
+        shape, n_classes = tuple(ck["data_shape"]), int(ck["num_classes"])
+    else:
+        ds = build_dataset(cfg.data, "train")
+        shape, n_classes = ds.image_shape, ds.num_classes
+    ema = build_model(cfg.model, shape, n_classes).to(dev)
     try:
         ema.load_state_dict(ck["ema"])
     except RuntimeError as e:
