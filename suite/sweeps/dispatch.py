@@ -182,8 +182,9 @@ def _exclusive(sweep_dir: Path, name: str):
 
 
 def run_sweep(spec: SweepSpec, kind: str | None = None, dry_run: bool = False, wait: bool | None = None,
-              out: Printer = print, poll_s: float = 2.0) -> int:
-    """Submit what needs submitting; returns 0, or 1 when waiting ended with failed units."""
+              out: Printer = print, poll_s: float = 2.0, only: Callable[[UnitStatus], bool] | None = None) -> int:
+    """Submit what needs submitting (of the units `only` accepts); returns 0, or 1 when waiting
+    ended with failed units."""
     sw = Sweep(spec, kind)
     if dry_run:
         print_plan(sw, sw.statuses(), out)
@@ -192,7 +193,7 @@ def run_sweep(spec: SweepSpec, kind: str | None = None, dry_run: bool = False, w
     with _exclusive(sw.dir, spec.name):
         sw.reload()
         statuses = sw.statuses()
-        todo = [s.unit for s in statuses if s.needs_submit]
+        todo = [s.unit for s in statuses if s.needs_submit and (only is None or only(s))]
         if not todo:
             out(f"sweep {spec.name}: nothing to submit ({summary(statuses)})")
             return 0
