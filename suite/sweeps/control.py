@@ -1,7 +1,8 @@
 """Sweep control beside `suite sweep` / `status`: cancel live jobs, read a point's logs, resubmit.
 
 - `cancel(spec, points)`: stops the live jobs of the named points (all live points when none):
-  `scancel` for SLURM, SIGTERM for local processes (the trainer checkpoints at a step boundary).
+  `scancel` for SLURM (the trainer checkpoints at a step boundary), SIGINT for local processes
+  (as Submitit's own LocalJob.cancel; the run keeps its last periodic checkpoint).
   Their units become `lost`: `resubmit --lost` (or `suite sweep SPEC`) continues them.
 - `logs(spec, point, err, follow)`: the stdout (or stderr) Submitit captured for the point's last job;
   `follow` keeps printing what is appended until the job is gone.
@@ -61,8 +62,8 @@ def cancel(sw, points: Iterable[str] = (), out: Printer = print) -> int:
         job = sw.sd.units[s.unit.key]["jobs"][-1]
         by_kind.setdefault(job.get("executor", "local"), []).append(s)
     for s in by_kind.get("local", []):
-        try:
-            os.kill(int(s.job_id), signal.SIGTERM)
+        try:  # what Submitit's LocalJob.cancel sends: its runner stops the task (SIGINT, then SIGKILL)
+            os.kill(int(s.job_id), signal.SIGINT)
         except (ProcessLookupError, ValueError):
             pass
     if by_kind.get("slurm"):

@@ -58,6 +58,15 @@ class SweepDir:
     def submitit_folder(self) -> Path:
         return self.path / "submitit" / "%j"
 
+    def tidy(self) -> None:
+        """Remove the empty literal `submitit/%j` folder Submitit's runner leaves (job folders are per id)."""
+        literal = self.submitit_folder
+        try:
+            if literal.is_dir() and not any(literal.iterdir()):
+                literal.rmdir()
+        except OSError:
+            pass
+
     def save(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         tmp = self.path / f".{SWEEP_FILE}.tmp-{os.getpid()}"

@@ -85,7 +85,10 @@ def unit_statuses(spec, sd: SweepDir, units: list[Unit], metric: str | None = No
         else:
             st.state = _grid_unit_state(rs, live, job)
         if st.state in ("failed", "lost") and job and not st.error:
-            st.error = job_error(sd.submitit_folder, job["job_id"]) or last_log_line(sd.submitit_folder, job["job_id"])
+            st.error = job_error(sd.submitit_folder, job["job_id"])
+            if st.error and st.state == "lost":
+                st.state = "failed"  # the job ended with an exception (e.g. before the run wrote its state)
+            st.error = st.error or last_log_line(sd.submitit_folder, job["job_id"])
         out.append(st)
     return out
 
