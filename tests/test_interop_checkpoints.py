@@ -190,3 +190,24 @@ def test_import_user_errors(tmp_path, capsys):
     assert main(["checkpoint", "import", "--from", "sit", str(path), "--out", str(tmp_path / "d"), "--num-heads", "4"]) == 2
     assert "extra.weight" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
+
+
+def test_imported_official_run_samples_an_adm_npz_through_its_vae(tmp_path):
+    """No latent shards: `suite sample --format npz` decodes through data.vae alone (a tiny random VAE)."""
+    import numpy as np
+    from diffusers import AutoencoderKL
+
+    AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+                  up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"), block_out_channels=(8, 16),
+                  latent_channels=C, norm_num_groups=4, sample_size=16).save_pretrained(tmp_path / "vae")
+    path = tmp_path / "selfflow.pt"
+    torch.save({"ema": source_state_dict("selfflow-official")}, path)
+    run = tmp_path / "run"
+    assert main(["checkpoint", "import", "--from", "selfflow-official", str(path), "--out", str(run),
+                 "--num-heads", str(HEADS), "--vae", str(tmp_path / "vae")]) == 0
+    out = tmp_path / "npz"
+    assert main(["sample", str(run), "--n", "3", "--format", "npz", "--out", str(out),
+                 "--set", "sampling.steps=2", "--set", "sampling.sampler=euler"]) == 0
+    with np.load(out / "samples.npz") as z:
+        assert z["arr_0"].shape == (3, 2 * SIZE, 2 * SIZE, 3) and z["arr_0"].dtype == np.uint8
+        assert set(z["arr_1"].tolist()) <= set(range(CLASSES))
