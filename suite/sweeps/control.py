@@ -1,8 +1,8 @@
 """Sweep control beside `suite sweep` / `status`: cancel live jobs, read a point's logs, resubmit.
 
 - `cancel(spec, points)`: stops the live jobs of the named points (all live points when none):
-  `scancel` for SLURM (the trainer checkpoints at a step boundary), SIGINT for local processes
-  (as Submitit's own LocalJob.cancel; the run keeps its last periodic checkpoint).
+  `scancel` for SLURM, SIGINT for local processes (as Submitit's own LocalJob.cancel). Submitit's
+  runner ignores SIGTERM, so the run resumes from its last periodic checkpoint.
   Their units become `lost`: `resubmit --lost` (or `suite sweep SPEC`) continues them.
 - `logs(spec, point, err, follow)`: the stdout (or stderr) Submitit captured for the point's last job;
   `follow` keeps printing what is appended until the job is gone.
