@@ -24,6 +24,7 @@ COMMANDS = {
     "bench": ("suite.commands.bench", "throughput / FLOPs / memory benchmark of a config, logged to MLflow"),
     "data": ("suite.commands.data", "data tools: `data encode` (VAE latents), `data show`"),
     "config": ("suite.commands.config", "print a resolved config (validates it)"),
+    "checkpoint": ("suite.commands.checkpoint", "import a published SiT / REPA / Self-Flow checkpoint as a run"),
 }
 
 

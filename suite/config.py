@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import json
 import re
@@ -221,9 +222,14 @@ def _coerce(value, tp, key: str):
     return value
 
 
+@functools.lru_cache(maxsize=None)
+def _type_hints(cls) -> dict:
+    return typing.get_type_hints(cls)  # evaluates string annotations: once per class, not per config
+
+
 def from_dict(cls, data: dict, prefix: str = ""):
     """Build dataclass `cls` from `data`, rejecting unknown keys and wrong types."""
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     for k in data:
         if k not in names:
@@ -316,6 +322,20 @@ def read_yaml_config(path: str | Path, relative_to: Path | None = None, _seen=()
     return deep_merge(merged, d)
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed_override(raw: str):
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def _override_value(raw: str):
+    """An override's value parsed as YAML (cached: a 1,000-point sweep parses the same strings
+    thousands of times); a copy, so callers may change it."""
+    return copy.deepcopy(_parsed_override(raw))
+
+
 def apply_overrides(d: dict, overrides: list[str]) -> dict:
     """Apply `a.b.c=value` overrides; values are parsed as YAML (so 1e-4, true, [1,2] work)."""
     d = copy.deepcopy(d)
@@ -323,10 +343,7 @@ def apply_overrides(d: dict, overrides: list[str]) -> dict:
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected key=value")
         key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            value = raw
+        value = _override_value(raw)
         node = d
         parts = key.strip().split(".")
         for p in parts[:-1]:

@@ -110,8 +110,11 @@ def draw_labels(n: int, num_classes: int, how: str, generator: torch.Generator) 
 
 @torch.no_grad()
 def sample_images(model, n: int, sampling_cfg, device, seed: int | None = None, labels: torch.Tensor | None = None,
-                  batch_size: int = 256, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """n samples (n, C, H, W) clamped to [-1, 1] and their labels; deterministic given the seed."""
+                  batch_size: int = 256, progress: bool = False, clamp: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """n samples (n, C, H, W) and their labels; deterministic given the seed.
+
+    `clamp`: clip to [-1, 1] (pixels). Latents (VAE-scaled, about ±4) must not be clipped: pass False.
+    """
     from tqdm.auto import tqdm
 
     c = sampling_cfg
@@ -131,7 +134,7 @@ def sample_images(model, n: int, sampling_cfg, device, seed: int | None = None, 
         else:
             sde_g = torch.Generator(device=device).manual_seed(int(torch.randint(0, 2**31, (1,), generator=g)))
             x = euler_maruyama(v, x, c.steps, c.shift, c.sde_last_step, c.diffusion_scale, generator=sde_g, y=y)
-        out.append(x.float().clamp(-1, 1).cpu())
+        out.append((x.float().clamp(-1, 1) if clamp else x.float()).cpu())
     return torch.cat(out), labels
 
 

@@ -49,9 +49,21 @@ def _artifact_root(uri: str) -> str | None:
     return None
 
 
+# INFO lines MLflow / alembic print when a SQLite store is created or migrated: noise in every demo and sweep
+_QUIET_LOGGERS = ("mlflow.store.db.utils", "mlflow.store.sqlalchemy_store", "alembic", "alembic.runtime.migration")
+
+
+def quiet_store_logging() -> None:
+    import logging
+
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def get_client(uri: str):
     from mlflow.tracking import MlflowClient
 
+    quiet_store_logging()
     return MlflowClient(tracking_uri=uri)
 
 

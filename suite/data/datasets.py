@@ -86,6 +86,29 @@ class ImageFolderDataset(Dataset):
         return {"x0": x, "y": label, "pixels": x, "index": i}
 
 
+class LatentDecoder:
+    """Latents → pixels through a local AutoencoderKL (data.vae); what a latent run needs to make images,
+    with or without its training shards (an imported checkpoint has none)."""
+
+    def __init__(self, vae_path: str | None):
+        self.vae_path, self._vae = vae_path, None
+
+    @torch.no_grad()
+    def to_pixels(self, x0: torch.Tensor) -> torch.Tensor:
+        """Generated latents (B, C, h, w) → pixels (B, 3, H, W) in [-1, 1]."""
+        if self.vae_path is None:
+            from suite.errors import ConfigError
+
+            raise ConfigError("data.vae: image metrics on latents need the VAE decoder; set data.vae=<AutoencoderKL directory>")
+        if self._vae is None:
+            from suite.data.latents import load_vae
+
+            self._vae = load_vae(self.vae_path, "cpu")
+        scale = float(getattr(self._vae.config, "scaling_factor", 0.18215))
+        out = [self._vae.decode(x0[i:i + 32].float().cpu() / scale).sample for i in range(0, x0.shape[0], 32)]
+        return torch.cat(out).clamp(-1, 1)
+
+
 class LatentShardDataset(Dataset):
     """Precomputed latents (REPA-style): root/shard-*.pt each {latents (n,C,h,w), labels (n,), pixels uint8 (n,3,H,W)}.
 
@@ -111,20 +134,11 @@ class LatentShardDataset(Dataset):
     def __len__(self) -> int:
         return self.latents.shape[0]
 
-    @torch.no_grad()
     def to_pixels(self, x0: torch.Tensor) -> torch.Tensor:
         """Generated latents (B, C, h, w) → pixels (B, 3, H, W) in [-1, 1] through the VAE decoder (data.vae)."""
-        if self.vae_path is None:
-            from suite.errors import ConfigError
-
-            raise ConfigError("data.vae: image metrics on latents need the VAE decoder; set data.vae=<AutoencoderKL directory>")
         if self._vae is None:
-            from suite.data.latents import load_vae
-
-            self._vae = load_vae(self.vae_path, "cpu")
-        scale = float(getattr(self._vae.config, "scaling_factor", 0.18215))
-        out = [self._vae.decode(x0[i:i + 32].float().cpu() / scale).sample for i in range(0, x0.shape[0], 32)]
-        return torch.cat(out).clamp(-1, 1)
+            self._vae = LatentDecoder(self.vae_path)
+        return self._vae.to_pixels(x0)
 
     def __getitem__(self, i: int) -> dict:
         item = {"x0": self.latents[i], "y": int(self.labels[i]), "index": i}

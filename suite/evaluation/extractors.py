@@ -198,6 +198,7 @@ class Extractor:
             fidelity_name, layers, cuda=False, verbose=False, feature_extractor_weights_path=self.weights_path
         ).to(self.device)
         self.adm_compatible = fidelity_name == FIDELITY_INCEPTION  # same graph as ADM's evaluator: published μ, Σ apply
+        self.has_spatial = self.adm_compatible  # ADM's sFID features (spatial.py) exist in Inception only
         wp = Path(self.weights_path) if self.weights_path else None
         self.fingerprint = f"{name}-{_file_fingerprint(wp) if wp and wp.is_file() else _dir_fingerprint(wp)}"
 
@@ -218,13 +219,20 @@ class Extractor:
 
     @torch.no_grad()
     def extract(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{"features", "logits" (if any), "spatial" (Inception: sFID's (B, 2023) features)}."""
+        from contextlib import nullcontext
+
+        from suite.evaluation.spatial import capture_spatial
+
         out: dict[str, list[torch.Tensor]] = {"features": [], "logits": []}
-        for i in range(0, images.shape[0], self.batch_size):
-            batch = quantise(images[i : i + self.batch_size]).to(self.device)  # (b, 3, H, W) uint8; video/audio: see quantise
-            feats = self.module.convert_features_tuple_to_dict(self.module(batch))
-            out["features"].append(feats[self.feature_layer].float().cpu())
-            if self.logits_layer:
-                out["logits"].append(feats[self.logits_layer].float().cpu())
+        with capture_spatial(self.module) if self.has_spatial else nullcontext([]) as spatial:
+            for i in range(0, images.shape[0], self.batch_size):
+                batch = quantise(images[i : i + self.batch_size]).to(self.device)  # (b, 3, H, W) uint8; video/audio: see quantise
+                feats = self.module.convert_features_tuple_to_dict(self.module(batch))
+                out["features"].append(feats[self.feature_layer].float().cpu())
+                if self.logits_layer:
+                    out["logits"].append(feats[self.logits_layer].float().cpu())
+        out["spatial"] = spatial
         return {k: torch.cat(v) for k, v in out.items() if v}
 
     def features(self, images: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ ADM's (measuring.md §1).
 
 Names (ARCHITECTURE.md): `fid2k_digits-classifier`, `kid500_inception`, `fd10k_dinov2`,
 `fd2k_moving-shapes-classifier`, `fd2k_tones-classifier`,
-`precision2k_digits-classifier`, `isc50k_inception`, `class_consistency2k`,
+`precision2k_digits-classifier`, `isc50k_inception`, `sfid50k_inception`, `class_consistency2k`,
 `fid2k_digits-classifier_cleanfid`. The sample count is always part of the name.
 """
 from __future__ import annotations
@@ -25,11 +25,11 @@ import torch
 
 from suite.errors import SuiteError
 
-KINDS = ("fid", "kid", "isc", "prc", "class_consistency")
+KINDS = ("fid", "sfid", "kid", "isc", "prc", "class_consistency")
 ALIASES = {"is": "isc", "fd": "fid", "precision": "prc", "recall": "prc", "precision_recall": "prc", "pr": "prc"}
 BACKENDS = ("torch-fidelity", "clean-fid")
 _BACKEND_ALIASES = {"torch_fidelity": "torch-fidelity", "torchfidelity": "torch-fidelity", "cleanfid": "clean-fid", "clean_fid": "clean-fid"}
-_FULL = re.compile(r"^(fid|fd|kid|isc|precision|recall)(\d+k?)_([A-Za-z0-9.\-]+?)(_cleanfid)?$")
+_FULL = re.compile(r"^(fid|sfid|fd|kid|isc|precision|recall)(\d+k?)_([A-Za-z0-9.\-]+?)(_cleanfid)?$")
 _CC = re.compile(r"^class_consistency(\d+k?)$")
 
 
@@ -51,7 +51,7 @@ def backend_name(b: str) -> str:
 
 @dataclass(frozen=True)
 class MetricSpec:
-    kind: str  # fid | kid | isc | prc | class_consistency
+    kind: str  # fid | sfid | kid | isc | prc | class_consistency
     n: int  # generated samples
     extractor: str | None  # extractor kind as in eval.extractor (auto | inception | dinov2 | <name>); None: class consistency
     backend: str = "torch-fidelity"
@@ -73,7 +73,7 @@ def parse_metric(spec: str, default_n: int, default_extractor: str, backends=("t
     if kind == "class_consistency":
         return [MetricSpec(kind, default_n, None)]
     bs = [backend_name(b) for b in backends]
-    if kind in ("isc", "prc"):  # clean-fid has neither
+    if kind in ("isc", "prc", "sfid"):  # clean-fid has none of these
         bs = ["torch-fidelity"]
     return [MetricSpec(kind, default_n, default_extractor, b) for b in bs]
 
@@ -118,6 +118,14 @@ def fidelity_metric(kind: str, gen: dict, ref, seed: int = 0) -> dict[str, float
         from suite.evaluation.frechet import frechet_distance_to_features
 
         return {"value": frechet_distance_to_features(f1.double().numpy(), ref.mu, ref.sigma)}
+    if kind == "sfid":  # ADM's spatial Inception features (spatial.py)
+        from suite.evaluation.frechet import frechet_distance_to_features
+
+        if "spatial" not in gen:
+            raise SuiteError("sfid: only the Inception extractor has spatial features (eval.extractor=inception)")
+        if ref.spatial_mu is None:
+            raise SuiteError(f"sfid: the reference {ref.name} has no spatial statistics")
+        return {"value": frechet_distance_to_features(gen["spatial"].double().numpy(), ref.spatial_mu, ref.spatial_sigma)}
     if kind == "kid":
         f2 = _need_features(ref, kind).float()
         size = min(1000, f1.shape[0], f2.shape[0])

@@ -3,9 +3,10 @@
 Two sources:
 - a split of the run's dataset (`digits` test split, …): features + logits + labels + μ, Σ;
 - an ADM reference batch (`VIRTUAL_imagenet256_labeled.npz`: `arr_0` uint8 images (N, H, W, 3),
-  `mu`, `sigma` Inception pool3 statistics). Its published μ, Σ are used as they are for FID
-  with the Inception extractor, so numbers sit beside published ones; features for KID and
-  precision/recall (and for any other extractor) are computed from `arr_0`.
+  `mu`, `sigma` Inception pool3 statistics, `mu_s`, `sigma_s` the spatial ones of sFID). Its
+  published statistics are used as they are with the Inception extractor, so numbers sit beside
+  published ones; features for KID and precision/recall (and for any other extractor, or sFID when
+  the file has no `mu_s`) are computed from `arr_0`.
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ class Reference:
     logits: torch.Tensor | None = None  # (N, K)
     labels: torch.Tensor | None = None  # (N,)
     provenance: dict = field(default_factory=dict)
+    spatial_mu: np.ndarray | None = None  # (2023,) sFID statistics (Inception only; ADM's mu_s)
+    spatial_sigma: np.ndarray | None = None  # (2023, 2023) (ADM's sigma_s)
 
     @property
     def n(self) -> int:
@@ -55,6 +58,8 @@ def dataset_reference(extractor, data_cfg, split: str = "test", n: int | None = 
                       cache_dir=None) -> Reference:
     """Features of up to n images of a split (all of it if n is None or larger), cached."""
     key = {"dataset": dataclasses.asdict(data_cfg), "split": split, "n": n, "seed": seed, "extractor": extractor.fingerprint}
+    if getattr(extractor, "has_spatial", False):
+        key["spatial"] = 1  # entries that also hold sFID statistics
     stem = f"{data_cfg.name}-{split}-{extractor.name}-{'all' if n is None else n}-{stable_hash(key)}"
     path = cache_root(cache_dir) / "reference" / f"{stem}.npz"
     with entry_lock(path):
@@ -66,6 +71,7 @@ def dataset_reference(extractor, data_cfg, split: str = "test", n: int | None = 
         name=f"{data_cfg.name}-{split}", mu=arrays["mu"], sigma=arrays["sigma"], features=_tensor(arrays["features"]),
         logits=_tensor(arrays.get("logits")), labels=_tensor(arrays.get("labels")),
         provenance={**prov, "n": int(arrays["features"].shape[0]), "cache_file": str(path)},
+        spatial_mu=arrays.get("mu_s"), spatial_sigma=arrays.get("sigma_s"),
     )
 
 
@@ -77,6 +83,8 @@ def _fill_dataset_reference(path: Path, extractor, data_cfg, split, n, seed, key
     mu, sigma = feature_stats(out["features"].double().numpy())
     arrays = {"features": out["features"].numpy(), "logits": out["logits"].numpy() if "logits" in out else None,
               "labels": labels.numpy(), "mu": mu, "sigma": sigma}
+    if "spatial" in out:
+        arrays["mu_s"], arrays["sigma_s"] = feature_stats(out["spatial"].double().numpy())
     prov = {"what": "reference features", "source": f"{data_cfg.name}:{split}", "n": int(images.shape[0]),
             "requested_n": n, "key": key, "extractor": extractor.name}
     write_provenance(path.with_suffix(".json"), prov)
@@ -97,7 +105,7 @@ def load_adm_npz(path, with_images: bool = True) -> dict:
     try:
         with np.load(p) as z:
             missing = [k for k in ("arr_0", "mu", "sigma") if k not in z.files]
-            out = {k: z[k] for k in wanted if k in z.files}
+            out = {k: z[k] for k in (*wanted, "mu_s", "sigma_s") if k in z.files}
     except Exception as e:
         raise SuiteError(f"cannot read ADM reference batch {p}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
     if missing:
@@ -110,7 +118,8 @@ def load_adm_npz(path, with_images: bool = True) -> dict:
     return out
 
 
-def adm_reference(extractor, path, cache_dir=None, need_features: bool = True, n: int | None = None) -> Reference:
+def adm_reference(extractor, path, cache_dir=None, need_features: bool = True, n: int | None = None,
+                  need_spatial: bool = False) -> Reference:
     """ADM batch as a Reference. With the Inception extractor its μ, Σ are the published ones;
     features of `arr_0` (first n) are computed (and cached) when KID/precision-recall need them or
     when the extractor is not the ADM Inception."""
@@ -120,19 +129,27 @@ def adm_reference(extractor, path, cache_dir=None, need_features: bool = True, n
         raise SuiteError(f"{path}: mu has {z['mu'].shape[0]} dims; Inception pool3 has 2048")
     ref = Reference(name=f"adm:{Path(path).stem}", mu=z["mu"].astype(np.float64), sigma=z["sigma"].astype(np.float64),
                     provenance={"what": "ADM reference batch", "file": str(path), "published_stats": use_published})
-    if use_published and not need_features:
+    published_spatial = use_published and "mu_s" in z
+    if published_spatial:
+        ref.spatial_mu, ref.spatial_sigma = z["mu_s"].astype(np.float64), z["sigma_s"].astype(np.float64)
+    if use_published and not need_features and (published_spatial or not need_spatial):
         return ref
     key = {"file": str(Path(path).resolve()), "size": Path(path).stat().st_size, "n": n, "extractor": extractor.fingerprint}
+    if getattr(extractor, "has_spatial", False):
+        key["spatial"] = 1  # entries that also hold sFID features
     cpath = cache_root(cache_dir) / "reference" / f"{Path(path).stem}-{extractor.name}-{stable_hash(key)}.npz"
     with entry_lock(cpath):
         if not cpath.is_file():
             images = torch.from_numpy(load_adm_npz(path)["arr_0"][:n]).permute(0, 3, 1, 2)  # (N, 3, H, W) uint8
             out = extractor.extract(images)
             write_provenance(cpath.with_suffix(".json"), {"what": "ADM reference features", "key": key, "n": int(images.shape[0])})
-            _save(cpath, {"features": out["features"].numpy(), "logits": out["logits"].numpy() if "logits" in out else None})
+            _save(cpath, {"features": out["features"].numpy(), "logits": out["logits"].numpy() if "logits" in out else None,
+                          "spatial": out["spatial"].numpy() if "spatial" in out else None})
     arrays = _load(cpath)
     ref.features, ref.logits = _tensor(arrays["features"]), _tensor(arrays.get("logits"))
     if not use_published:
         ref.mu, ref.sigma = feature_stats(arrays["features"].astype(np.float64))
+    if "spatial" in arrays and not published_spatial:
+        ref.spatial_mu, ref.spatial_sigma = feature_stats(arrays["spatial"].astype(np.float64))
     ref.provenance.update(n=int(ref.features.shape[0]), cache_file=str(cpath))
     return ref

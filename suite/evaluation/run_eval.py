@@ -65,8 +65,11 @@ class Evaluator:
     def dataset(self):
         if self._dataset is None:
             from suite.data import build_dataset
+            from suite.data.datasets import LatentDecoder
 
-            self._dataset = build_dataset(self.cfg.data, "train")
+            d = self.cfg.data
+            # latents without shards (an imported checkpoint): only the decoder is needed to make pixels
+            self._dataset = LatentDecoder(d.vae) if d.name == "latents" and not d.root else build_dataset(d, "train")
         return self._dataset
 
     def extractor(self, kind: str, device):
@@ -81,7 +84,8 @@ class Evaluator:
             e = self.cfg.eval
             if e.reference_npz:
                 self._references[kind] = adm_reference(extractor, e.reference_npz, self.cache_dir,
-                                                       need_features=any(s.kind in ("kid", "prc") for s in self.groups[kind]))
+                                                       need_features=any(s.kind in ("kid", "prc") for s in self.groups[kind]),
+                                                       need_spatial=any(s.kind == "sfid" for s in self.groups[kind]))
             else:
                 self._references[kind] = dataset_reference(extractor, self.cfg.data, e.reference_split, None, e.seed, self.cache_dir)
         return self._references[kind]
@@ -119,7 +123,7 @@ class Evaluator:
         for i, start in enumerate(range(0, n, e.batch_size)):
             y = labels[start : start + e.batch_size]
             x0, _ = sample_images(model, y.shape[0], self.cfg.sampling, device, seed=e.seed * 1_000_003 + i,
-                                  labels=y, batch_size=e.batch_size)
+                                  labels=y, batch_size=e.batch_size, clamp=self.cfg.data.name != "latents")
             decoder = self.dataset() if x0.shape[1] not in (1, 3) else None  # latents: the dataset decodes
             yield quantise(generated_to_pixels(x0, decoder)), y  # (b, 3, H, W) uint8; video/audio: see quantise
 
@@ -130,15 +134,21 @@ class Evaluator:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             return self._evaluate(model, images_seen, device)
 
-    def _evaluate(self, model, images_seen: int, device) -> dict[str, float]:
-        from suite.evaluation.images import to_float
+    def evaluate_images(self, batches, images_seen: int = 0) -> dict[str, float]:
+        """The same metrics on given batches (pixels (b, 3, H, W) uint8, labels (b,)) instead of the
+        model's samples: an ADM-style npz written by `suite sample --format npz` or by other code."""
+        return self._evaluate(None, images_seen, self.device or torch.device("cpu"), batches)
+
+    def _evaluate(self, model, images_seen: int, device, batches=None) -> dict[str, float]:
         from suite.data import clip_rate
+        from suite.evaluation.images import to_float
         from suite.media import save_samples
 
         start = time.time()
         e = self.cfg.eval
-        was_training = model.training
-        model.eval()
+        was_training = model.training if model is not None else False
+        if model is not None:
+            model.eval()
         results: dict[str, float] = {}
         n_max = max((s.n for g in self.groups.values() for s in g), default=0)
         grid = None
@@ -149,7 +159,7 @@ class Evaluator:
                 feats: dict[str, list[dict]] = {kind: [] for kind in self.groups}
                 cf_feats: dict[str, list[torch.Tensor]] = {kind: [] for kind in self.groups}
                 labels = []
-                for pixels, y in self.samples(model, n_max, device):
+                for pixels, y in (batches if batches is not None else self.samples(model, n_max, device)):
                     grid = pixels if grid is None else grid
                     labels.append(y)
                     for kind, ext in exts.items():
@@ -166,14 +176,15 @@ class Evaluator:
                         side = (torch.cat(cf_feats[kind]), ref_c.mu, ref_c.sigma, ref_c.features)
                     vals = compute_for_extractor(specs, exts[kind].name, gen, refs[kind], labels, e.seed, side)
                     results.update({PREFIX + k: v for k, v in vals.items()})
-            if self.probe:
+            if self.probe and model is not None:
                 from suite.evaluation.probe import linear_probe
 
                 accs = linear_probe(model, self.cfg.data, e.probe_blocks, e.probe_t, e.probe_n_train, e.probe_n_test,
                                     device, e.batch_size, e.seed, getattr(model, "num_classes", None))
                 results.update({f"{PREFIX}probe_acc_block{b}": a for b, a in accs.items()})
         finally:
-            model.train(was_training)
+            if model is not None:
+                model.train(was_training)
         if self.run_dir is not None and _is_main():
             record = {"images_seen": int(images_seen), "metrics": results, "protocol": self.protocol(n_max, results),
                       "seconds": round(time.time() - start, 2)}

@@ -182,8 +182,9 @@ def _exclusive(sweep_dir: Path, name: str):
 
 
 def run_sweep(spec: SweepSpec, kind: str | None = None, dry_run: bool = False, wait: bool | None = None,
-              out: Printer = print, poll_s: float = 2.0) -> int:
-    """Submit what needs submitting; returns 0, or 1 when waiting ended with failed units."""
+              out: Printer = print, poll_s: float = 2.0, only: Callable[[UnitStatus], bool] | None = None) -> int:
+    """Submit what needs submitting (of the units `only` accepts); returns 0, or 1 when waiting
+    ended with failed units."""
     sw = Sweep(spec, kind)
     if dry_run:
         print_plan(sw, sw.statuses(), out)
@@ -192,7 +193,7 @@ def run_sweep(spec: SweepSpec, kind: str | None = None, dry_run: bool = False, w
     with _exclusive(sw.dir, spec.name):
         sw.reload()
         statuses = sw.statuses()
-        todo = [s.unit for s in statuses if s.needs_submit]
+        todo = [s.unit for s in statuses if s.needs_submit and (only is None or only(s))]
         if not todo:
             out(f"sweep {spec.name}: nothing to submit ({summary(statuses)})")
             return 0
@@ -237,6 +238,7 @@ def _submit_slurm(sw: Sweep, todo, tracking, parent, out: Printer, poll_s: float
     for u, job in zip(todo, jobs):
         sw.sd.record_job(u.key, job.job_id, "slurm")
     sw.sd.save()
+    sw.sd.tidy()
     out(f"submitted job array {jobs[0].job_id.split('_')[0]} ({len(jobs)} task(s)); "
         f"`suite sweep status {sw.spec.path or sw.spec.name}` to follow")
 
@@ -244,7 +246,7 @@ def _submit_slurm(sw: Sweep, todo, tracking, parent, out: Printer, poll_s: float
 def _submit_local(sw: Sweep, todo, tracking, parent, out: Printer, poll_s: float) -> None:
     """Local processes, at most `parallelism` at once (the local executor itself has no limit)."""
     ex = make_executor(sw.spec.executor, "local", sw.sd.submitit_folder, f"sweep-{sw.spec.name}", sw.parallelism)
-    queue, running = list(todo), []
+    queue, running, shown = list(todo), [], {}
     while queue or running:
         running = [(u, j) for u, j in running if not j.done()]
         while queue and len(running) < sw.parallelism:
@@ -257,8 +259,26 @@ def _submit_local(sw: Sweep, todo, tracking, parent, out: Printer, poll_s: float
             sw.sd.save()
             running.append((u, job))
             out(f"started {u.label} (pid {job.job_id})")
+        sw.sd.tidy()
         if running:
+            progress(sw, [u for u, _ in running], len(todo) - len(queue) - len(running), len(todo), out, shown)
             time.sleep(poll_s)
+
+
+def progress(sw: Sweep, running, done: int, total: int, out: Printer, shown: dict) -> None:
+    """One line per running point whose images-seen count moved since it was last shown:
+    `  12:03:04 [2/6 done] seed=1: 6400/20000 images (32%)`."""
+    from suite.train import read_state
+
+    for u in running:
+        seen = int(read_state(u.run_dir).get("images_seen", 0)) if u.run_dir else 0
+        if shown.get(u.key) == seen:
+            continue
+        shown[u.key] = seen
+        tot = u.point.cfg.train.total_images if u.point else 0
+        frac = f" ({100 * seen / tot:.0f}%)" if tot else ""
+        out(f"  {time.strftime('%H:%M:%S')} [{done}/{total} done, {len(running)} running] {u.label}: "
+            f"{seen}/{tot or '?'} images{frac}")
 
 
 def _submit_debug(sw: Sweep, todo, tracking, parent, out: Printer, poll_s: float) -> None:
@@ -293,6 +313,7 @@ def wait_for(sw: Sweep, out: Printer, poll_s: float = 2.0, timeout_s: float | No
             last = line
         alive = [s for s in statuses if s.alive]
         if not alive:
+            sw.sd.tidy()
             return statuses
         if all(s.state == "unknown" for s in alive):
             blind_since = blind_since or time.time()
@@ -308,8 +329,12 @@ def wait_for(sw: Sweep, out: Printer, poll_s: float = 2.0, timeout_s: float | No
 
 def status_sweep(spec: SweepSpec, out: Printer = print) -> int:
     sw = Sweep(spec)
+    sw.sd.tidy()
     statuses = sw.statuses()
     out(f"sweep {spec.name} in {sw.dir}")
+    if not sw.sd.units:
+        out("nothing submitted yet (`suite sweep SPEC` submits it; `--dry-run` shows the points)")
+        return 0
     out(format_table(statuses, study=spec.study is not None))
     out(summary(statuses))
     finish_parent_run(sw.sd, statuses)  # a SLURM sweep submitted without --wait ends here

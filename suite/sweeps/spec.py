@@ -183,12 +183,13 @@ def set_overrides(spec: SweepSpec) -> list[str]:
 
 
 def read_config_file(spec: SweepSpec, path: str) -> dict:
-    """A run-config YAML named in a spec: relative to the spec's folder first, then as given."""
-    if spec.path is not None and not path.startswith("builtin:") and not Path(path).is_absolute():
-        cand = spec.path.parent / path
-        if cand.is_file():
-            return read_yaml_config(cand)
-    return read_yaml_config(path)
+    """A run-config YAML named in a spec: relative to the spec's folder first, then as given.
+    Read once per spec (a grid resolves every point from the same files); a copy is returned."""
+    cache = spec.__dict__.setdefault("_file_cache", {})
+    if path not in cache:
+        cand = spec.path.parent / path if spec.path is not None and not path.startswith("builtin:") and not Path(path).is_absolute() else None
+        cache[path] = read_yaml_config(cand) if cand is not None and cand.is_file() else read_yaml_config(path)
+    return copy.deepcopy(cache[path])
 
 
 def base_source(spec: SweepSpec, extra_files: tuple[str, ...] = ()) -> dict:
@@ -232,7 +233,18 @@ def resolve_point(spec: SweepSpec, index: int, values: dict[str, Any], where: st
 
 
 def grid_points(spec: SweepSpec) -> list[Point]:
-    """Every point of the cartesian product, resolved; duplicates (same config) are an error."""
+    """Every point of the cartesian product, resolved; duplicates (same config) are an error.
+    Resolved once per spec object (validation, planning and status all ask for them)."""
+    key = repr((spec.base, spec.set, spec.grid, spec.path))
+    cached = spec.__dict__.get("_points")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    points = _resolve_grid(spec)
+    spec.__dict__["_points"] = (key, points)
+    return points
+
+
+def _resolve_grid(spec: SweepSpec) -> list[Point]:
     keys = list(spec.grid or {})
     points, seen = [], {}
     for i, combo in enumerate(itertools.product(*(spec.grid[k] for k in keys))):

@@ -58,6 +58,15 @@ class SweepDir:
     def submitit_folder(self) -> Path:
         return self.path / "submitit" / "%j"
 
+    def tidy(self) -> None:
+        """Remove the empty literal `submitit/%j` folder Submitit's runner leaves (job folders are per id)."""
+        literal = self.submitit_folder
+        try:
+            if literal.is_dir() and not any(literal.iterdir()):
+                literal.rmdir()
+        except OSError:
+            pass
+
     def save(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         tmp = self.path / f".{SWEEP_FILE}.tmp-{os.getpid()}"
@@ -138,18 +147,39 @@ def job_error(folder: Path, job_id: str) -> str | None:
     return lines[-1].strip()[:200] if lines else "failed"
 
 
+def last_log_line(folder: Path, job_id: str, tail_bytes: int = 8192) -> str | None:
+    """The last non-empty line of a job's stderr log (why a job without a result pickle died:
+    killed, out of memory, cancelled, an import error before Submitit could write its result)."""
+    from submitit.core.utils import JobPaths
+
+    p = JobPaths(folder, job_id=str(job_id), task_id=0).stderr
+    try:
+        with open(p, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - tail_bytes))
+            lines = [ln.strip() for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return None
+    return lines[-1][:200] if lines else None
+
+
 # ----------------------------------------------------------------------------- run files
-def last_metrics(run_dir: Path) -> dict:
-    """The union of the last logged value of every metric in run_dir/metrics.jsonl."""
+def last_metrics(run_dir: Path, tail_bytes: int = 8192) -> dict:
+    """The last logged value of every metric in the last `tail_bytes` of run_dir/metrics.jsonl
+    (a status table of 1,000 points reads a few kB per run, not every line ever logged)."""
     p = Path(run_dir) / "metrics.jsonl"
     out: dict = {}
     try:
-        with open(p) as f:
-            for line in f:
-                try:
-                    out.update(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
+        with open(p, "rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            f.seek(max(0, end - tail_bytes))
+            lines = f.read().decode(errors="replace").splitlines()
+            if end > tail_bytes:
+                lines = lines[1:]  # the first line may be cut
     except OSError:
-        pass
+        return out
+    for line in lines:
+        try:
+            out.update(json.loads(line))
+        except json.JSONDecodeError:
+            continue
     return out

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from suite.sweeps.plan import Unit
-from suite.sweeps.state import TERMINAL, Scheduler, SweepDir, job_error, last_metrics
+from suite.sweeps.state import TERMINAL, Scheduler, SweepDir, job_error, last_log_line, last_metrics
 
 
 @dataclass
@@ -86,6 +86,9 @@ def unit_statuses(spec, sd: SweepDir, units: list[Unit], metric: str | None = No
             st.state = _grid_unit_state(rs, live, job)
         if st.state in ("failed", "lost") and job and not st.error:
             st.error = job_error(sd.submitit_folder, job["job_id"])
+            if st.error and st.state == "lost":
+                st.state = "failed"  # the job ended with an exception (e.g. before the run wrote its state)
+            st.error = st.error or last_log_line(sd.submitit_folder, job["job_id"])
         out.append(st)
     return out
 

@@ -1,0 +1,1 @@
+"""Interop with the field: published checkpoints → suite run directories (`checkpoints.py`)."""
