@@ -47,7 +47,8 @@ def jobs(sw) -> dict[str, int]:
 
 
 def test_failed_point_logs_status_and_resubmit_failed_only(tmp_path, capfd):
-    path = write_spec(tmp_path, "fails", {"method.student_block": [1, 99]})  # block 99 of 1: fails at run time
+    # a point whose image folder is not there: a valid config that fails when its run is built
+    path = write_spec(tmp_path, "fails", {"data.name": ["digits", "folder"]}, **{"data.root": str(tmp_path / "no-such-folder")})
     spec = load_sweep_spec(path)
     lines = []
     assert run_sweep(spec, out=lines.append, poll_s=0.5) == 1
@@ -57,15 +58,15 @@ def test_failed_point_logs_status_and_resubmit_failed_only(tmp_path, capfd):
     assert "Creating initial MLflow database" not in capfd.readouterr().err
     assert not (sw.dir / "submitit" / "%j").exists()
     st = {s.unit.label: s for s in sw.statuses()}
-    bad, good = st["method.student_block=99"], st["method.student_block=1"]
+    bad, good = st["data.name=folder"], st["data.name=digits"]
     assert (bad.state, good.state) == ("failed", "finished")
-    assert "student_block" in bad.error  # why it failed, in the status table
+    assert "image folder not found" in bad.error  # why it failed, in the status table
 
     buf = io.StringIO()
-    control.logs(sw, "method.student_block=99", err=True, out=buf)
-    assert "student_block" in buf.getvalue()
+    control.logs(sw, "data.name=folder", err=True, out=buf)
+    assert "image folder not found" in buf.getvalue()
     assert suite_main(["sweep", "logs", str(path), str(bad.unit.index), "--err"]) == 0
-    assert "student_block" in capfd.readouterr().out
+    assert "image folder not found" in capfd.readouterr().out
     assert suite_main(["sweep", "logs", str(path), "no-such-point"]) == 2
     assert "not a point" in capfd.readouterr().err
     assert suite_main(["sweep", "resubmit", str(path)]) == 2  # nothing selected
@@ -73,7 +74,7 @@ def test_failed_point_logs_status_and_resubmit_failed_only(tmp_path, capfd):
     assert "finished" in capfd.readouterr().err
 
     assert control.resubmit(spec, failed=True, out=lambda s: None) == 1  # fails again, but only it ran
-    assert jobs(sw) == {"method.student_block=1": 1, "method.student_block=99": 2}
+    assert jobs(sw) == {"data.name=digits": 1, "data.name=folder": 2}
 
 
 def test_cancel_live_local_job_then_resubmit_lost(tmp_path):
