@@ -42,12 +42,15 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    preset: str = "SiT-Nano/2"  # see suite/models/presets.py
+    backbone: Literal["sit", "mmdit"] = "sit"  # sit: class-conditional SiT; mmdit: FLUX.2-style MM-DiT (text or class tokens)
+    preset: str = "SiT-Nano/2"  # see suite/models/presets.py (SiT-*/p for sit, MMDiT-*/p for mmdit)
     hidden_size: Optional[int] = None  # overrides the preset (scaling grids)
     depth: Optional[int] = None
     num_heads: Optional[int] = None
     patch_size: Optional[int] = None
     mlp_ratio: Optional[float] = None
+    double_blocks: Optional[int] = None  # mmdit: how many of the `depth` blocks are double-stream; None: the preset's split
+    text_time: Literal["mean", "base", "min", "none"] = "mean"  # mmdit: time conditioning of the text tokens (docs/ARCHITECTURE.md)
 
 
 @dataclass
