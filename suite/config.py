@@ -29,7 +29,7 @@ BUILTIN_CONFIG_DIR = Path(__file__).parent / "configs"
 # ----------------------------------------------------------------------------- sections
 @dataclass
 class DataConfig:
-    name: str = "digits"  # digits | shapes | folder | latents
+    name: str = "digits"  # digits | shapes | shapes-text (captioned) | folder | latents
     root: Optional[str] = None  # folder / latent shards directory
     image_size: int = 16  # built-in data are rendered/upscaled to this size
     num_images: int = 2000  # shapes: how many to generate

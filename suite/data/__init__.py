@@ -15,7 +15,16 @@ from suite.data.builtin import load_digits_images, make_shapes, split_indices
 from suite.data.datasets import ImageFolderDataset, LatentShardDataset, TensorImageDataset
 from suite.errors import ConfigError
 
-DATASETS = ("digits", "shapes", "folder", "latents")
+DATASETS = ("digits", "shapes", "shapes-text", "folder", "latents")
+
+
+@lru_cache(maxsize=4)
+def _captioned_shapes(image_size: int, num_images: int, seed: int, unseen: bool):
+    """Seen combinations (num_images, split train/test) or the unseen ones (num_images // 4)."""
+    from suite.data.captions import CaptionedImageDataset, make_captioned_shapes
+
+    n = max(1, num_images // 4) if unseen else num_images
+    return CaptionedImageDataset(*make_captioned_shapes(n, image_size, seed, unseen), "shapes-text" + ("-unseen" if unseen else ""))
 
 
 @lru_cache(maxsize=8)
@@ -46,10 +55,16 @@ class _SplitView(Dataset):
 
 
 def build_dataset(data_cfg, split: str = "train") -> Dataset:
-    if split not in ("train", "test", "all"):
-        raise ConfigError(f"split: {split!r} not allowed; allowed: train, test, all")
+    if split not in ("train", "test", "all", "unseen"):
+        raise ConfigError(f"split: {split!r} not allowed; allowed: train, test, all, unseen")
     name = data_cfg.name
-    if name in ("digits", "shapes"):
+    if split == "unseen" and name != "shapes-text":
+        raise ConfigError(f"split: 'unseen' (held-out attribute combinations) exists for shapes-text only, not {name!r}")
+    if name == "shapes-text":
+        full = _captioned_shapes(data_cfg.image_size, data_cfg.num_images, data_cfg.seed, split == "unseen")
+        if split == "unseen":
+            return full
+    elif name in ("digits", "shapes"):
         images, labels = _builtin_tensors(name, data_cfg.image_size, data_cfg.num_images, data_cfg.num_classes, data_cfg.seed)
         n_cls = 10 if name == "digits" else data_cfg.num_classes
         full = TensorImageDataset(images, labels, n_cls, name, hflip=data_cfg.hflip and split == "train")
@@ -93,7 +108,9 @@ class ResumableSampler(Sampler):
 
 
 def collate(items: list[dict]) -> dict:
-    out = {"x0": torch.stack([i["x0"] for i in items]), "y": torch.tensor([i["y"] for i in items]),
+    ys = [i["y"] for i in items]  # int class labels, or (L,) caption token ids
+    y = torch.stack(ys) if isinstance(ys[0], torch.Tensor) else torch.tensor(ys)
+    out = {"x0": torch.stack([i["x0"] for i in items]), "y": y,
            "index": torch.tensor([i["index"] for i in items])}
     if "pixels" in items[0]:
         out["pixels"] = torch.stack([i["pixels"] for i in items])

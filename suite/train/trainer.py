@@ -88,7 +88,8 @@ class Trainer:
 
         torch.manual_seed(cfg.seed * 1000 + self.dist.rank)
         self.train_set = build_dataset(cfg.data, "train")
-        self.model = build_model(cfg.model, self.train_set.image_shape, self.train_set.num_classes).to(self.device)
+        self.model = build_model(cfg.model, self.train_set.image_shape, self.train_set.num_classes,
+                                 getattr(self.train_set, "condition", "class")).to(self.device)
         self.ema = make_ema(self.model)
         self.time_sampler = TimeSampler(cfg.time)
         self.method = build_method(cfg.method, self.model, self.time_sampler).to(self.device)
@@ -227,7 +228,8 @@ class Trainer:
         from suite.sampling import sample_images
 
         n = 64
-        labels = torch.arange(n) % self.model.num_classes
+        preview = getattr(self.train_set, "preview_conditions", None)  # captions for text data
+        labels = preview(n) if preview else torch.arange(n) % self.model.num_classes
         imgs, _ = sample_images(self.ema, n, self.cfg.sampling, self.device, labels=labels)
         path = self.run_dir / "samples" / f"grid-{self.images_seen:010d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
