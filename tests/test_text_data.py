@@ -44,3 +44,15 @@ def test_attribute_classifier_consistency_is_near_one_on_real_captions_and_chanc
     assert real["all"] > 0.9 and real_unseen["all"] > 0.9, (real, real_unseen)
     for k in (*ATTRIBUTES, "all"):
         assert fake[k] < chance[k] + 0.1, (k, fake, chance)
+
+
+def test_text_demo_quick_runs_end_to_end(tmp_path):
+    import json
+
+    from suite.cli import main
+
+    assert main(["demo", "--text", "--quick", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "text-quick" / "results.json").read_text())
+    for key in ("vanilla/cfg1/seen", "selfflow/cfg1/unseen", "selfflow/cfg3.5/seen"):
+        assert 0.0 <= res[key]["all"] <= 1.0 and set(res[key]) == {"colour", "shape", "size", "position", "all"}
+    assert (tmp_path / "text-quick" / "samples-selfflow-cfg1-unseen.png").is_file()
