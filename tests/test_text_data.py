@@ -56,3 +56,7 @@ def test_text_demo_quick_runs_end_to_end(tmp_path):
     for key in ("vanilla/cfg1/seen", "selfflow/cfg1/unseen", "selfflow/cfg3.5/seen"):
         assert 0.0 <= res[key]["all"] <= 1.0 and set(res[key]) == {"colour", "shape", "size", "position", "all"}
     assert (tmp_path / "text-quick" / "samples-selfflow-cfg1-unseen.png").is_file()
+    run = tmp_path / "text-quick" / "runs" / "selfflow"
+    assert main(["sample", str(run), "--n", "2", "--out", str(tmp_path / "s"), "--set", "sampling.steps=2",
+                 "--caption", "a large red ring in the top left"]) == 0
+    assert (tmp_path / "s" / "000001_caption0.png").is_file()

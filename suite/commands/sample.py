@@ -13,6 +13,8 @@ def add_arguments(p) -> None:
                    help="sampling overrides, e.g. sampling.sampler=heun sampling.cfg_scale=1.5")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default="auto")
+    p.add_argument("--caption", action="append", default=None,
+                   help="text runs (shapes-text): a caption to sample for, repeatable; the n samples cycle through them")
 
 
 def run(args) -> int:
@@ -23,11 +25,18 @@ def run(args) -> int:
     from suite.sampling import describe, sample_images
 
     loaded = load_run(args.run_dir, args.checkpoint, args.overrides, device=args.device)
-    imgs, labels = sample_images(loaded.ema, args.n, loaded.cfg.sampling, loaded.device, seed=args.seed, progress=True)
+    conditions = None
+    if args.caption:
+        from suite.data.captions import tokenize
+
+        conditions = torch.stack([tokenize(c) for c in args.caption])[torch.arange(args.n) % len(args.caption)]  # (n, L)
+    imgs, labels = sample_images(loaded.ema, args.n, loaded.cfg.sampling, loaded.device, seed=args.seed, labels=conditions,
+                                 progress=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for i, (img, y) in enumerate(zip(imgs, labels)):
-        save_image((img + 1) / 2, out / f"{i:06d}_class{int(y)}.png")
+        tag = f"caption{i % len(args.caption)}" if args.caption else f"class{int(y)}"
+        save_image((img + 1) / 2, out / f"{i:06d}_{tag}.png")
     save_image((imgs[:64] + 1) / 2, out / "grid.png", nrow=8)
     torch.save({"labels": labels, "sampling": describe(loaded.cfg.sampling), "images_seen": loaded.images_seen}, out / "meta.pt")
     print(f"wrote {args.n} samples to {out} (EMA at {loaded.images_seen} images; {describe(loaded.cfg.sampling)})")
