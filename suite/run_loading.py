@@ -36,7 +36,7 @@ def load_run(run_dir, checkpoint=None, overrides=(), device: str = "auto") -> Lo
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
     ck = load_checkpoint(ckpt_path, map_location=dev)
     ds = build_dataset(cfg.data, "train")
-    ema = build_model(cfg.model, ds.image_shape, ds.num_classes, getattr(ds, "condition", "class")).to(dev)
+    ema = build_model(cfg.model, ds.image_shape, ds.num_classes).to(dev)
     try:
         ema.load_state_dict(ck["ema"])
     except RuntimeError as e:

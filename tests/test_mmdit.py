@@ -173,6 +173,9 @@ def test_backbone_and_preset_must_agree():
 
     with pytest.raises(ConfigError, match="model.backbone"):
         build_model(ModelConfig(backbone="sit", preset="MMDiT-Nano/2"), (3, 8, 8), 10)
+    from suite.models import check_condition
+
     with pytest.raises(ConfigError, match="text conditions need model.backbone=mmdit"):
-        build_model(ModelConfig(), (3, 8, 8), 10, condition="text")
+        check_condition(build_model(ModelConfig(), (3, 8, 8), 10), "text")
+    check_condition(build_model(ModelConfig(backbone="mmdit", preset="MMDiT-Nano/2"), (3, 8, 8), 10), "text")
     assert parse_preset("MMDiT-D21/2")["double_blocks"] == 7

@@ -6,7 +6,7 @@ from suite.models.mmdit import MMDiT
 from suite.models.presets import default_layers, parse_preset
 from suite.models.sit import SiT
 
-__all__ = ["SiT", "MMDiT", "build_model", "model_dims", "default_layers"]
+__all__ = ["SiT", "MMDiT", "build_model", "check_condition", "model_dims", "default_layers"]
 
 BACKBONES = {"sit": "SiT-", "mmdit": "MMDiT-"}  # backbone → its preset family
 
@@ -29,18 +29,31 @@ def model_dims(model_cfg) -> dict:
     return dims
 
 
-def build_model(model_cfg, data_shape: tuple[int, ...], num_classes: int, condition: str = "class"):
-    """data_shape = what the generator learns: (C, H, W) images/latents, (C, T, H, W) video, (C, L) audio.
-
-    condition: "class" (y (B,) labels) or "text" (y (B, L) token ids; needs model.backbone=mmdit).
-    """
-    dims = model_dims(model_cfg)
-    backbone = getattr(model_cfg, "backbone", "sit")
-    if condition == "text" and backbone != "mmdit":
-        raise ConfigError("model.backbone: text conditions need model.backbone=mmdit (and an MMDiT-* preset)")
+def build_sit(model_cfg, data_shape: tuple[int, ...], num_classes: int) -> SiT:
     try:
-        if backbone == "mmdit":
-            return MMDiT(data_shape=tuple(data_shape), num_classes=num_classes, text_time=model_cfg.text_time, **dims)
-        return SiT(data_shape=tuple(data_shape), num_classes=num_classes, **dims)
+        return SiT(data_shape=tuple(data_shape), num_classes=num_classes, **model_dims(model_cfg))
     except ValueError as e:
         raise ConfigError(f"model: {e}") from None
+
+
+def build_mmdit(model_cfg, data_shape: tuple[int, ...], num_classes: int) -> MMDiT:
+    """The MM-DiT builder (at integration: `@register_backbone("mmdit")`)."""
+    try:
+        return MMDiT(data_shape=tuple(data_shape), num_classes=num_classes, text_time=model_cfg.text_time,
+                     **model_dims(model_cfg))
+    except ValueError as e:
+        raise ConfigError(f"model: {e}") from None
+
+
+_BUILDERS = {"sit": build_sit, "mmdit": build_mmdit}  # the lead's backbone registry replaces this
+
+
+def build_model(model_cfg, data_shape: tuple[int, ...], num_classes: int):
+    """data_shape = what the generator learns: (C, H, W) images/latents, (C, T, H, W) video, (C, L) audio."""
+    return _BUILDERS[getattr(model_cfg, "backbone", "sit")](model_cfg, tuple(data_shape), num_classes)
+
+
+def check_condition(model, condition: str) -> None:
+    """A dataset's condition kind ("class" labels or "text" token ids) must be one the backbone takes."""
+    if condition == "text" and not getattr(model, "accepts_text", False):
+        raise ConfigError("model.backbone: text conditions need model.backbone=mmdit (and an MMDiT-* preset)")

@@ -170,6 +170,8 @@ def joint_group_mask(groups: torch.Tensor, text_len: int) -> torch.Tensor:
 
 
 class MMDiT(nn.Module):
+    accepts_text = True  # y may be (B, L) caption token ids
+
     def __init__(
         self,
         data_shape: tuple[int, ...],

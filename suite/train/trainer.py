@@ -21,7 +21,7 @@ from suite.data import ResumableSampler, build_dataset, collate
 from suite.errors import ConfigError, DivergenceError, SuiteError
 from suite.flow import TimeSampler, broadcast_time, interpolate, velocity_target
 from suite.methods import Batch, build_method
-from suite.models import build_model
+from suite.models import build_model, check_condition
 from suite.train import checkpoint as ckpt_io
 from suite.train.distributed import DistInfo, all_reduce_mean, init_distributed
 from suite.train.ema import make_ema, update_ema
@@ -88,8 +88,8 @@ class Trainer:
 
         torch.manual_seed(cfg.seed * 1000 + self.dist.rank)
         self.train_set = build_dataset(cfg.data, "train")
-        self.model = build_model(cfg.model, self.train_set.image_shape, self.train_set.num_classes,
-                                 getattr(self.train_set, "condition", "class")).to(self.device)
+        self.model = build_model(cfg.model, self.train_set.image_shape, self.train_set.num_classes).to(self.device)
+        check_condition(self.model, getattr(self.train_set, "condition", "class"))
         self.ema = make_ema(self.model)
         self.time_sampler = TimeSampler(cfg.time)
         self.method = build_method(cfg.method, self.model, self.time_sampler).to(self.device)
