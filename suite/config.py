@@ -30,7 +30,7 @@ BUILTIN_CONFIG_DIR = Path(__file__).parent / "configs"
 # ----------------------------------------------------------------------------- sections
 @dataclass
 class DataConfig:
-    name: str = "digits"  # a registered dataset: digits | shapes | moving-shapes (video) | tones (audio) | folder | latents | plugins' own
+    name: str = "digits"  # a registered dataset: digits | shapes | shapes-text (captioned) | moving-shapes (video) | tones (audio) | folder | latents | plugins' own
     root: Optional[str] = None  # folder / latent shards directory
     image_size: int = 16  # built-in data are rendered/upscaled to this size (moving-shapes: frame size)
     num_images: int = 2000  # shapes, moving-shapes, tones: how many to generate
@@ -46,13 +46,15 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    backbone: str = "sit"  # a registered backbone (suite.models.BACKBONES)
-    preset: str = "SiT-Nano/2"  # see suite/models/presets.py
+    backbone: str = "sit"  # a registered backbone (suite.models.BACKBONES): sit | mmdit (FLUX.2-style MM-DiT, text or class tokens)
+    preset: str = "SiT-Nano/2"  # see suite/models/presets.py (SiT-*/p for sit, MMDiT-*/p for mmdit)
     hidden_size: Optional[int] = None  # overrides the preset (scaling grids)
     depth: Optional[int] = None
     num_heads: Optional[int] = None
     patch_size: Optional[int] = None
     mlp_ratio: Optional[float] = None
+    double_blocks: Optional[int] = None  # mmdit: how many of the `depth` blocks are double-stream; None: the preset's split
+    text_time: Literal["mean", "base", "min", "none"] = "mean"  # mmdit: time conditioning of the text tokens (docs/ARCHITECTURE.md)
 
 
 @dataclass

@@ -32,8 +32,8 @@ def check_run_config(cfg) -> None:
 def meta_backbone(cfg):
     """The run's backbone on the meta device (no memory, no data read), or None when the data
     shape is only known from the data itself (folders of latents). Raises its ConfigError."""
-    from suite.data import describe_dataset
-    from suite.models import build_model, model_dims
+    from suite.data import condition_kind, describe_dataset
+    from suite.models import build_model, check_condition, model_dims
 
     model_dims(cfg.model)  # sizes and heads, even when the data shape is unknown
     described = describe_dataset(cfg.data)  # also: unknown data.name → one line
@@ -41,7 +41,9 @@ def meta_backbone(cfg):
         return None
     shape, num_classes = described
     with torch.device("meta"):
-        return build_model(cfg.model, shape, num_classes or 1)
+        model = build_model(cfg.model, shape, num_classes or 1)
+    check_condition(model, condition_kind(cfg.data))
+    return model
 
 
 def _positive(key: str, value) -> None:

@@ -26,6 +26,7 @@ def add_arguments(p) -> None:
     p.add_argument("--parallel", type=int, default=2, help="runs trained at once (local executor)")
     p.add_argument("--modality", choices=("image", "video", "audio"), default="image",
                    help="image: digits (default); video: moving-shapes; audio: tones (suite/commands/demo_media.py)")
+    p.add_argument("--text", action="store_true", help="text-to-image on captioned shapes with an MM-DiT (suite/commands/demo_text.py)")
 
 
 def demo_spec(out: Path, encoder_dir: Path, profile: str, parallel: int) -> dict:
@@ -56,6 +57,10 @@ def demo_spec(out: Path, encoder_dir: Path, profile: str, parallel: int) -> dict
 
 
 def run(args) -> int:
+    if getattr(args, "text", False):
+        from suite.commands.demo_text import run_text_demo
+
+        return run_text_demo(args)
     from baselines.encoders.train import EncoderTrainConfig, train_encoder
     from suite.sweeps.dispatch import run_sweep
     from suite.sweeps.spec import parse_sweep_spec

@@ -19,6 +19,8 @@ def add_arguments(p) -> None:
                    help="sampling overrides, e.g. sampling.sampler=heun sampling.cfg_scale=1.5")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default="auto")
+    p.add_argument("--caption", action="append", default=None,
+                   help="text runs (shapes-text): a caption to sample for, repeatable; the n samples cycle through them")
 
 
 def run(args) -> int:
@@ -37,12 +39,19 @@ def _png(args, loaded) -> int:
 
     from suite.sampling import describe, sample_images
 
-    imgs, labels = sample_images(loaded.ema, args.n, loaded.cfg.sampling, loaded.device, seed=args.seed, progress=True)
+    conditions = None
+    if args.caption:
+        from suite.data.captions import tokenize
+
+        conditions = torch.stack([tokenize(c) for c in args.caption])[torch.arange(args.n) % len(args.caption)]  # (n, L)
+    imgs, labels = sample_images(loaded.ema, args.n, loaded.cfg.sampling, loaded.device, seed=args.seed, labels=conditions,
+                                 progress=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if imgs.dim() == 4:
         for i, (img, y) in enumerate(zip(imgs, labels)):
-            save_image((img + 1) / 2, out / f"{i:06d}_class{int(y)}.png")
+            tag = f"caption{i % len(args.caption)}" if args.caption else f"class{int(y)}"
+            save_image((img + 1) / 2, out / f"{i:06d}_{tag}.png")
         save_image((imgs[:64] + 1) / 2, out / "grid.png", nrow=8)
     else:  # video → GIF, audio → WAV + spectrogram, one per sample and one of the first 64
         from suite.media import write_each

@@ -32,16 +32,21 @@ class DatasetEntry:
     build: Callable
     describe: Callable = lambda data_cfg: None
     rate: Callable = lambda data_cfg: None  # frames (video) or samples (audio) per second; None: images
+    condition: str = "class"  # what `y` holds: "class" labels (B,) or "text" caption ids (B, L)
 
 
-def register_dataset(name: str, describe: Callable | None = None, rate: Callable | None = None):
+def register_dataset(name: str, describe: Callable | None = None, rate: Callable | None = None, condition: str = "class"):
     """Decorator on `build(data_cfg) -> Dataset`: `@register_dataset("shapes", describe=...)`."""
 
     def wrap(build):
-        DATASETS.register(name, DatasetEntry(build, describe or (lambda data_cfg: None), rate or (lambda data_cfg: None)))
+        DATASETS.register(name, DatasetEntry(build, describe or (lambda data_cfg: None), rate or (lambda data_cfg: None), condition))
         return build
 
     return wrap
+
+
+def condition_kind(data_cfg) -> str:
+    return DATASETS.get(data_cfg.name).condition
 
 
 def clip_rate(data_cfg) -> float | None:
@@ -63,6 +68,15 @@ def _builtin_media(name: str, size: int, frames: int, length: int, rate: int, nu
     from suite.data.audio import TONE_CLASS_NAMES, make_tones
 
     return (*make_tones(num, length, rate, num_classes, seed), "audio", rate, TONE_CLASS_NAMES)
+
+
+@lru_cache(maxsize=4)
+def _captioned_shapes(image_size: int, num_images: int, seed: int, unseen: bool):
+    """Seen combinations (num_images, split train/test) or the unseen ones (num_images // 4)."""
+    from suite.data.captions import CaptionedImageDataset, make_captioned_shapes
+
+    n = max(1, num_images // 4) if unseen else num_images
+    return CaptionedImageDataset(*make_captioned_shapes(n, image_size, seed, unseen), "shapes-text" + ("-unseen" if unseen else ""))
 
 
 @lru_cache(maxsize=8)
@@ -98,6 +112,17 @@ def _video_fps(c) -> float:
 
 register_dataset("moving-shapes", describe=lambda c: ((3, c.frames, c.image_size, c.image_size), c.num_classes), rate=_video_fps)(_media)
 register_dataset("tones", describe=lambda c: ((1, c.audio_length), c.num_classes), rate=lambda c: c.sample_rate)(_media)
+
+
+def _shapes_text_describe(c):
+    from suite.data.captions import NULL_TOKEN
+
+    return (3, c.image_size, c.image_size), NULL_TOKEN  # "classes": the vocabulary; its size is the null token
+
+
+@register_dataset("shapes-text", describe=_shapes_text_describe, condition="text")
+def _shapes_text(c) -> Dataset:
+    return _captioned_shapes(c.image_size, c.num_images, c.seed, False)
 
 
 @register_dataset("folder", describe=lambda c: ((3, c.image_size, c.image_size), None))
@@ -136,9 +161,14 @@ class _SplitView(Dataset):
 
 def build_dataset(data_cfg, split: str = "train") -> Dataset:
     """The one way to get a dataset: the registered builder for `data.name`, then the split.
-    Random flips (data.hflip) apply to the training split only."""
-    if split not in ("train", "test", "all"):
-        raise ConfigError(f"split: {split!r} not allowed; allowed: train, test, all")
+    Random flips (data.hflip) apply to the training split only. `unseen`: the held-out attribute
+    combinations of a captioned dataset (shapes-text)."""
+    if split not in ("train", "test", "all", "unseen"):
+        raise ConfigError(f"split: {split!r} not allowed; allowed: train, test, all, unseen")
+    if split == "unseen":
+        if data_cfg.name != "shapes-text":
+            raise ConfigError(f"split: 'unseen' (held-out attribute combinations) exists for shapes-text only, not {data_cfg.name!r}")
+        return _captioned_shapes(data_cfg.image_size, data_cfg.num_images, data_cfg.seed, True)
     full = DATASETS.get(data_cfg.name).build(data_cfg)
     if split != "train" and getattr(full, "hflip", False):
         full.hflip = False
@@ -172,7 +202,9 @@ class ResumableSampler(Sampler):
 
 
 def collate(items: list[dict]) -> dict:
-    out = {"x0": torch.stack([i["x0"] for i in items]), "y": torch.tensor([i["y"] for i in items]),
+    ys = [i["y"] for i in items]  # int class labels, or (L,) caption token ids
+    y = torch.stack(ys) if isinstance(ys[0], torch.Tensor) else torch.tensor(ys)
+    out = {"x0": torch.stack([i["x0"] for i in items]), "y": y,
            "index": torch.tensor([i["index"] for i in items])}
     if "pixels" in items[0]:
         out["pixels"] = torch.stack([i["pixels"] for i in items])

@@ -75,10 +75,14 @@ class Method(nn.Module):
         raise NotImplementedError
 
     def drop_labels(self, y: torch.Tensor) -> torch.Tensor:
-        """Replace labels by the null class with probability `label_dropout` (one draw per sample)."""
+        """Replace the condition by the null one with probability `label_dropout` (one draw per sample).
+
+        y: (B,) class labels, or (B, L) caption token ids (a dropped caption is all null tokens).
+        """
         if self.cfg.label_dropout <= 0:
             return y
-        drop = torch.rand(y.shape, device=y.device) < self.cfg.label_dropout
+        drop = torch.rand(y.shape[0], device=y.device) < self.cfg.label_dropout  # (B,)
+        drop = drop.view(-1, *([1] * (y.dim() - 1)))  # (B, 1, …)
         return torch.where(drop, torch.full_like(y, self.null_class), y)
 
 

@@ -1,5 +1,6 @@
 """Backbones. `build_model(cfg.model, data_shape, num_classes)` is the one way to make one; backbones
-register by name in `BACKBONES` (`model.backbone`; the SiT is built in, plugins may add others).
+register by name in `BACKBONES` (`model.backbone`: the per-token SiT and the FLUX.2-style MM-DiT are
+built in, plugins may add others).
 
 A backbone is an nn.Module with the interface the methods use (docs/ARCHITECTURE.md):
 `model(x, t, y, taps=..., stop_after=..., attn_groups=...)`, `num_tokens`, `modality`, `depth`,
@@ -8,13 +9,16 @@ A backbone is an nn.Module with the interface the methods use (docs/ARCHITECTURE
 from __future__ import annotations
 
 from suite.errors import ConfigError
+from suite.models.mmdit import MMDiT
 from suite.models.presets import default_layers, parse_preset
 from suite.models.sit import SiT
 from suite.registry import Registry
 
-__all__ = ["BACKBONES", "SiT", "build_model", "model_dims", "model_spec", "register_backbone", "default_layers"]
+__all__ = ["BACKBONES", "SiT", "MMDiT", "build_model", "check_condition", "model_dims", "model_spec", "register_backbone",
+           "default_layers"]
 
 BACKBONES = Registry("backbone", "model.backbone")
+PRESET_FAMILIES = {"sit": "SiT-", "mmdit": "MMDiT-"}  # built-in backbone → the prefix of its presets
 
 
 def register_backbone(name: str):
@@ -23,24 +27,40 @@ def register_backbone(name: str):
 
 
 def model_dims(model_cfg) -> dict:
-    """The preset's sizes with any explicit width/depth/heads/patch overrides applied."""
+    """The preset's sizes with any explicit width/depth/heads/patch/double-block overrides applied."""
+    backbone = model_cfg.backbone
+    family = PRESET_FAMILIES.get(backbone)
+    if family and not model_cfg.preset.startswith(family):
+        raise ConfigError(f"model.preset: {model_cfg.preset!r} is not a model.backbone={backbone} preset "
+                          f"(expected {family}…); set model.backbone to match")
     dims = parse_preset(model_cfg.preset)
-    for k in ("hidden_size", "depth", "num_heads", "patch_size", "mlp_ratio"):
-        v = getattr(model_cfg, k)
-        if v is not None:
+    for k in ("hidden_size", "depth", "num_heads", "patch_size", "mlp_ratio", "double_blocks"):
+        v = getattr(model_cfg, k, None)
+        if v is not None and (k != "double_blocks" or backbone == "mmdit"):
             dims[k] = v
     for k in ("hidden_size", "depth", "num_heads", "patch_size"):
         if dims[k] < 1:
             raise ConfigError(f"model.{k}: must be ≥ 1, got {dims[k]}")
     if dims["hidden_size"] % dims["num_heads"]:
         raise ConfigError(f"model.num_heads: hidden_size {dims['hidden_size']} is not divisible by num_heads {dims['num_heads']}")
+    if backbone == "mmdit":
+        dims["double_blocks"] = min(dims["double_blocks"], dims["depth"])  # a depth override keeps at most depth
     return dims
 
 
 @register_backbone("sit")
-def _sit(model_cfg, data_shape: tuple[int, ...], num_classes: int) -> SiT:
+def build_sit(model_cfg, data_shape: tuple[int, ...], num_classes: int) -> SiT:
     try:
         return SiT(data_shape=tuple(data_shape), num_classes=num_classes, **model_dims(model_cfg))
+    except ValueError as e:
+        raise ConfigError(f"model.patch_size: {e}") from None
+
+
+@register_backbone("mmdit")
+def build_mmdit(model_cfg, data_shape: tuple[int, ...], num_classes: int) -> MMDiT:
+    try:
+        return MMDiT(data_shape=tuple(data_shape), num_classes=num_classes, text_time=model_cfg.text_time,
+                     **model_dims(model_cfg))
     except ValueError as e:
         raise ConfigError(f"model.patch_size: {e}") from None
 
@@ -53,3 +73,9 @@ def build_model(model_cfg, data_shape: tuple[int, ...], num_classes: int):
 def model_spec(model_cfg, data_shape: tuple[int, ...], num_classes: int) -> dict:
     """What a run directory records so its model can be rebuilt without its data (self-describing runs)."""
     return {"backbone": model_cfg.backbone, "data_shape": [int(d) for d in data_shape], "num_classes": int(num_classes)}
+
+
+def check_condition(model, condition: str) -> None:
+    """A dataset's condition kind ("class" labels or "text" token ids) must be one the backbone takes."""
+    if condition == "text" and not getattr(model, "accepts_text", False):
+        raise ConfigError("model.backbone: text conditions need model.backbone=mmdit (and an MMDiT-* preset)")

@@ -21,7 +21,7 @@ from suite.data import ResumableSampler, build_dataset, collate
 from suite.errors import ConfigError, DivergenceError, SuiteError
 from suite.flow import TimeSampler, broadcast_time, interpolate, velocity_target
 from suite.methods import Batch, build_method
-from suite.models import build_model, model_spec
+from suite.models import build_model, check_condition, model_spec
 from suite.train import checkpoint as ckpt_io
 from suite.train.distributed import (DistInfo, all_reduce_mean, average_gradients_across_ranks, broadcast_from_rank0,
                                      init_distributed, resolve_parallel)
@@ -91,6 +91,7 @@ class Trainer:
         self.train_set = build_dataset(cfg.data, "train")
         self.model_spec = model_spec(cfg.model, self.train_set.image_shape, self.train_set.num_classes)
         self.model = build_model(cfg.model, self.train_set.image_shape, self.train_set.num_classes).to(self.device)
+        check_condition(self.model, getattr(self.train_set, "condition", "class"))
         self.ema = make_ema(self.model)
         self.time_sampler = TimeSampler(cfg.time)
         self.method = build_method(cfg.method, self.model, self.time_sampler).to(self.device)
@@ -281,7 +282,8 @@ class Trainer:
         from suite.sampling import sample_images
 
         n = 64
-        labels = torch.arange(n) % self.model.num_classes
+        preview = getattr(self.train_set, "preview_conditions", None)  # captions for text data
+        labels = preview(n) if preview else torch.arange(n) % self.model.num_classes
         x0, _ = sample_images(self.ema, n, self.cfg.sampling, self.device, labels=labels)  # collective under FSDP
         if not self.dist.is_main:
             return []

@@ -1,0 +1,120 @@
+"""`shapes-text`: built-in captioned shapes with compositional captions (no download).
+
+Each image holds one shape with four attributes, and its caption names all four:
+"a large red ring in the top left". Captions travel as token ids over a fixed word vocabulary
+(`VOCAB`), padded to `CAPTION_LEN` with the null token `len(VOCAB)` — the same id the model uses
+for a dropped condition (docs/ARCHITECTURE.md, "Conditions").
+
+Held-out combinations: the (colour, shape) pairs in `UNSEEN_PAIRS` never appear in the train or
+test splits; the `unseen` split holds only them (every colour and every shape is still seen in
+training, just never together), so caption consistency on `unseen` measures composition.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from suite.data.builtin import _shape_mask
+
+COLOURS = {"red": (0.95, 0.2, 0.15), "green": (0.15, 0.85, 0.25), "blue": (0.2, 0.4, 0.95), "yellow": (0.95, 0.85, 0.15)}
+KINDS = ("disk", "square", "triangle", "cross", "ring")
+SIZES = ("small", "large")
+POSITIONS = ("top left", "top right", "bottom left", "bottom right")
+ATTRIBUTES = {"colour": tuple(COLOURS), "shape": KINDS, "size": SIZES, "position": POSITIONS}
+UNSEEN_PAIRS = (("red", "ring"), ("green", "triangle"), ("blue", "cross"), ("yellow", "square"))
+
+VOCAB = ("a", "in", "the", "top", "bottom", "left", "right", *SIZES, *COLOURS, *KINDS)
+WORD_ID = {w: i for i, w in enumerate(VOCAB)}
+NULL_TOKEN = len(VOCAB)  # padding and dropped captions
+CAPTION_LEN = 8  # "a large red ring in the top left"
+
+
+def caption(attrs: dict[str, str]) -> str:
+    return f"a {attrs['size']} {attrs['colour']} {attrs['shape']} in the {attrs['position']}"
+
+
+def tokenize(text: str, length: int = CAPTION_LEN) -> torch.Tensor:
+    """Caption → (length,) long ids, padded with NULL_TOKEN; an unknown word is a one-line error."""
+    from suite.errors import SuiteError
+
+    words = text.lower().split()
+    unknown = [w for w in words if w not in WORD_ID]
+    if unknown or len(words) > length:
+        raise SuiteError(f"caption {text!r}: " + (f"unknown words {unknown}; vocabulary: {' '.join(VOCAB)}" if unknown
+                                                  else f"longer than {length} words"))
+    ids = [WORD_ID[w] for w in words] + [NULL_TOKEN] * (length - len(words))
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def detokenize(ids: torch.Tensor) -> str:
+    return " ".join(VOCAB[i] for i in ids.tolist() if i != NULL_TOKEN)
+
+
+def is_unseen(colour: str, shape: str) -> bool:
+    return (colour, shape) in UNSEEN_PAIRS
+
+
+def draw_attributes(rng: np.random.Generator, unseen: bool | None) -> dict[str, str]:
+    """Uniform over the seen (False), only the unseen (True) or all (None) attribute combinations."""
+    while True:
+        a = {k: v[rng.integers(len(v))] for k, v in ATTRIBUTES.items()}
+        if unseen is None or is_unseen(a["colour"], a["shape"]) == unseen:
+            return a
+
+
+def attribute_indices(attrs: dict[str, str]) -> list[int]:
+    return [ATTRIBUTES[k].index(attrs[k]) for k in ATTRIBUTES]
+
+
+def render(attrs: dict[str, str], image_size: int, rng: np.random.Generator) -> np.ndarray:
+    """(3, S, S) in [0, 1]: the shape in its quadrant, small r ≈ 0.13·S or large r ≈ 0.22·S."""
+    s = image_size
+    yy, xx = np.mgrid[0:s, 0:s].astype(np.float32) + 0.5
+    r = rng.uniform(0.13, 0.15) * s if attrs["size"] == "small" else rng.uniform(0.21, 0.24) * s
+    vert, horiz = attrs["position"].split()
+    cy = (0.27 if vert == "top" else 0.73) * s + rng.uniform(-0.03, 0.03) * s
+    cx = (0.27 if horiz == "left" else 0.73) * s + rng.uniform(-0.03, 0.03) * s
+    bg = rng.uniform(0.0, 0.2, size=3).astype(np.float32)
+    img = np.broadcast_to(bg[:, None, None], (3, s, s)).copy()
+    m = _shape_mask(attrs["shape"], yy, xx, cy, cx, r)
+    img[:, m] = (np.array(COLOURS[attrs["colour"]], dtype=np.float32) * rng.uniform(0.85, 1.0))[:, None]
+    img += rng.normal(0, 0.02, size=img.shape).astype(np.float32)
+    return img.clip(0, 1)
+
+
+def make_captioned_shapes(n: int, image_size: int, seed: int, unseen: bool | None = False):
+    """images (n, 3, S, S) in [-1, 1], captions (n, CAPTION_LEN) long, attributes (n, 4) long.
+
+    unseen: False the seen combinations (training data), True the held-out ones, None all of them
+    (only for the attribute judge, which must not learn colour → shape shortcuts from the seen set).
+    """
+    rng = np.random.default_rng((seed, {False: 0, True: 1, None: 2}[unseen]))
+    images = np.empty((n, 3, image_size, image_size), dtype=np.float32)
+    tokens, attrs = [], []
+    for i in range(n):
+        a = draw_attributes(rng, unseen)
+        images[i] = render(a, image_size, rng)
+        tokens.append(tokenize(caption(a)))
+        attrs.append(attribute_indices(a))
+    return torch.from_numpy(images) * 2 - 1, torch.stack(tokens), torch.tensor(attrs, dtype=torch.long)
+
+
+class CaptionedImageDataset(torch.utils.data.Dataset):
+    """Items {"x0": (3, S, S), "y": (L,) caption ids, "pixels", "index"}; `attributes` (n, 4) for metrics."""
+
+    condition = "text"
+
+    def __init__(self, images: torch.Tensor, captions: torch.Tensor, attributes: torch.Tensor, name: str):
+        self.images, self.captions, self.attributes, self.name = images, captions, attributes, name
+        self.num_classes = NULL_TOKEN  # vocabulary size; id num_classes is the null token (as a null class)
+        self.image_shape = self.pixel_shape = tuple(images.shape[1:])
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int) -> dict:
+        return {"x0": self.images[i], "y": self.captions[i], "pixels": self.images[i], "index": i}
+
+    def preview_conditions(self, n: int) -> torch.Tensor:
+        """(n, L) captions for sample grids: the first n examples' captions."""
+        return self.captions[torch.arange(n) % len(self)]
