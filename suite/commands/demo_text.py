@@ -63,7 +63,7 @@ def run_text_demo(args) -> int:
             "unseen": (unseen.captions[:n], unseen.attributes[:n])}
     results = {"profile": profile, "chance": chance_levels(), "real": caption_consistency(judge, full.images[test.indices[:n]], sets["seen"][1])}
     for m, res in runs.items():
-        from suite.run_loading import load_run
+        from suite.commands.run_loading import load_run
 
         model = load_run(res.run_dir).ema
         for scale in CFG_SCALES:
