@@ -77,6 +77,10 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
     compile: bool = False  # torch.compile the backbone
+    tf32: bool = True  # CUDA: TF32 matmuls/convolutions for the fp32 parts (no effect on CPU)
+    fused_optimizer: bool = True  # CUDA: fused AdamW kernel (CPU: foreach)
+    pin_memory: bool = True  # CUDA: page-locked batches copied with non_blocking=True
+    activation_checkpointing: bool = False  # recompute each block in backward (non-reentrant): less memory, ~1/3 more compute
     threads: int = 0  # torch CPU threads; 0: torch's default
     progress: bool = True
     max_steps: int = 0  # stop after this many steps in this process (tests: simulate a kill); 0: off
