@@ -48,7 +48,7 @@ def parse_methods(text: str) -> list[MethodSpec]:
 
     parts, depth, cur = [], 0, ""
     for ch in text:
-        depth += ch in "[{(" and 1 or (ch in "]})" and -1 or 0)
+        depth += (ch in "[{(") - (ch in "]})")
         if ch == "," and depth == 0:
             parts.append(cur)
             cur = ""
