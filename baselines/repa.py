@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.flop_counter import FlopCounterMode
 
 from suite.errors import ConfigError, SuiteError
 from suite.flow import broadcast_time, interpolate, velocity_target
@@ -78,7 +76,6 @@ class Repa(Method):
             Projector(model.hidden_size, cfg.projector_hidden, enc.embed_dim, hidden_layers=cfg.projector_hidden_layers)
             for enc in self.encoders
         )
-        self._aux_flops: Optional[float] = None
 
     @torch.no_grad()
     def encoder_targets(self, pixels: torch.Tensor, grid: tuple[int, int]) -> list[torch.Tensor]:
@@ -108,18 +105,4 @@ class Repa(Method):
         terms = {"gen": loss_gen.detach(), "rep": loss_rep.detach()}
         if len(per_enc) > 1:
             terms.update({f"rep_{i}": l.detach() for i, l in enumerate(per_enc)})
-        return MethodOutput(loss=loss_gen + self.cfg.weight * loss_rep, terms=terms, logs={"t_mean": t.mean().item()})
-
-    def aux_forward_flops(self, model, batch_shape) -> float:
-        """Per image: one forward of every frozen encoder at its input size (counted, not guessed)."""
-        if self._aux_flops is None:
-            total = 0
-            for enc in self.encoders:
-                p = next(enc.parameters())
-                x = torch.zeros(1, 3, enc.input_size, enc.input_size, device=p.device, dtype=p.dtype)
-                # the math SDPA backend: FlopCounterMode has no formula for CPU flash attention
-                with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as fc:
-                    enc.forward_tokens(x)
-                total += fc.get_total_flops()
-            self._aux_flops = float(total)
-        return self._aux_flops
+        return MethodOutput(loss=loss_gen + self.cfg.weight * loss_rep, terms=terms, logs={"t_mean": t.mean().detach()})

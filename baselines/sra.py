@@ -55,5 +55,5 @@ class Sra(TeacherAlignmentMethod):
         return MethodOutput(
             loss=loss_gen + self.cfg.weight * loss_rep,
             terms={"gen": loss_gen.detach(), "rep": loss_rep.detach()},
-            logs={"t_mean": t.mean().item(), "teacher_gap": (t - t_teacher).mean().item()},
+            logs={"t_mean": t.mean().detach(), "teacher_gap": (t - t_teacher).mean().detach()},
         )

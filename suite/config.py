@@ -85,6 +85,10 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     compile: bool = False  # torch.compile the backbone
     parallel: Literal["auto", "ddp", "fsdp"] = "auto"  # several processes: ddp | fsdp (FSDP2, sharded) | auto (fsdp from 500M parameters)
+    tf32: bool = True  # CUDA: TF32 matmuls/convolutions for the fp32 parts (no effect on CPU)
+    fused_optimizer: bool = True  # CUDA: fused AdamW kernel (CPU: foreach)
+    pin_memory: bool = True  # CUDA: page-locked batches copied with non_blocking=True
+    activation_checkpointing: bool = False  # recompute each block in backward (non-reentrant): less memory, ~1/3 more compute
     threads: int = 0  # torch CPU threads; 0: torch's default
     progress: bool = True
     max_steps: int = 0  # stop after this many steps in this process (tests: simulate a kill); 0: off

@@ -164,7 +164,6 @@ def test_repa_flops_aux_is_one_encoder_forward(encoders):
         return 2 * t * 3 * c.patch_size ** 2 * d + c.depth * block
 
     enc_flops = sum(vit_flops(vit.cfg) for vit, _ in encoders)
-    assert m.aux_forward_flops(model, batch.x0.shape) == pytest.approx(enc_flops, rel=1e-6)
     proj_fwd = sum(2 * n_tok * (D * 48 + 48 * 48 + 48 * vit.cfg.embed_dim) for vit, _ in encoders)
     with sdpa_kernel(SDPBackend.MATH):  # count attention on CPU too (no formula for its flash kernel)
         flops = training_flops_per_image(model, make_ema(model), m, batch)
@@ -276,4 +275,3 @@ def test_sra_aux_is_a_teacher_forward_through_k_blocks():
         aux = training_flops_per_image(model, make_ema(model), m, make_batch(b=2))["aux"]
     k_fwd = _teacher_forward(model, 3)
     assert aux == pytest.approx(k_fwd + _proj_fwd_bwd(model.num_tokens), rel=0.02)
-    assert m.aux_forward_flops(model, (2, CH, S, S)) == pytest.approx(k_fwd, rel=1e-6)

@@ -10,6 +10,7 @@ from suite.config import BUILTIN_CONFIG_DIR, load_run_config
 from suite.flow import TimeSampler
 from suite.methods import Batch, build_method
 from suite.models import build_model
+from suite.models.token_times import TokenTimes, per_token_times
 from suite.train.ema import make_ema
 
 PRESETS = sorted(p.stem for p in (BUILTIN_CONFIG_DIR / "ablations").glob("*.yaml"))
@@ -31,11 +32,12 @@ def trace(tmp_path, tiny_cfg, preset=None) -> dict:
     fwd_s, fwd_t = model.forward, ema.forward
 
     def student(x, t, y, taps=None, stop_after=None, attn_groups=None):
-        seen.update(tau=t, taps=tuple(taps or ()), groups=attn_groups)
+        seen.update(tau=per_token_times(t, model.num_tokens), taps=tuple(taps or ()), groups=attn_groups)
         return fwd_s(x, t, y, taps=taps, stop_after=stop_after, attn_groups=attn_groups)
 
     def teacher(x, t, y, taps=None, stop_after=None, attn_groups=None):
         out = fwd_t(x, t, y, taps=taps, stop_after=stop_after, attn_groups=attn_groups)
+        t = per_token_times(t, model.num_tokens) if isinstance(t, TokenTimes) else t  # structured → (B, N)
         seen["teacher"] = dict(t=t, stop_after=stop_after, groups=attn_groups, z=out[1][stop_after])
         return out
 

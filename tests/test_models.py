@@ -111,25 +111,64 @@ def test_other_modalities_roundtrip_and_train_with_selfflow(shape):
     assert torch.isfinite(out.loss) and set(out.terms) == {"gen", "rep"}
 
 
-def test_deduplicated_conditioning_equals_the_per_token_computation():
+@pytest.mark.parametrize("levels", [2, 3])
+def test_structured_token_times_equal_the_per_token_computation(levels):
+    """TokenTimes (K levels, adaLN per level, selected per token) = brute force: every token's
+    conditioning and modulations computed on its own, with the (B, N) general path and by hand."""
     from suite.models.sit import Conditioning
+    from suite.models.token_times import TokenTimes
 
     m = _tiny_model()
     x, y = torch.randn(3, 3, 8, 8), torch.tensor([0, 4, 5])
-    t, s = torch.rand(3), torch.rand(3)
-    tau = torch.where(torch.rand(3, m.num_tokens) < 0.3, s[:, None], t[:, None])  # two levels per sample
-    v = m(x, tau, y)
-    per_token = (m.t_embedder(tau) + m.y_embedder(y)[:, None]).reshape(-1, 32)  # (B·N, D), no sharing
-    m.condition = lambda t_, y_: Conditioning(per_token, torch.arange(3 * m.num_tokens).view(3, -1))
+    lv = torch.rand(3, levels)  # (B, K)
+    idx = torch.randint(0, levels, (3, m.num_tokens))  # (B, N)
+    tt = TokenTimes(lv, idx) if levels != 2 else TokenTimes.dual(lv[:, 0], lv[:, 1], idx.bool())
+    tau = tt.per_token()  # (B, N)
+    torch.testing.assert_close(tau, lv.gather(1, idx))
+    v = m(x, tt, y)
+    torch.testing.assert_close(m(x, tau, y), v, rtol=1e-5, atol=1e-6)  # general (B, N) path
+    per_token = m.t_embedder(tau) + m.y_embedder(y)[:, None]  # (B, N, D), no sharing
+    m.condition = lambda t_, y_: Conditioning(per_token)
     torch.testing.assert_close(m(x, tau, y), v, rtol=1e-5, atol=1e-6)
 
 
+def test_structured_conditioning_has_static_shapes_and_no_unique():
+    """Whatever the mask, the conditioning levels are (B, 2, D): no shape depends on the data."""
+    from suite.models.token_times import TokenTimes
+
+    m = _tiny_model()
+    y = torch.tensor([0, 1])
+    for mask in (torch.zeros(2, m.num_tokens, dtype=torch.bool), torch.rand(2, m.num_tokens) < 0.5):
+        c = m.condition(TokenTimes.dual(torch.full((2,), 0.3), torch.full((2,), 0.3), mask), y)
+        assert c.levels.shape == (2, 2, 32)
+        assert c.modulation(m.blocks[0].adaLN_modulation).shape == (2, m.num_tokens, 6 * 32)
+
+
+def test_activation_checkpointing_gives_the_same_loss_and_gradients():
+    from suite.models.token_times import TokenTimes
+
+    m = _tiny_model().train()
+    x, y = torch.randn(2, 3, 8, 8), torch.tensor([0, 1])
+    tt = TokenTimes.dual(torch.rand(2), torch.rand(2), torch.rand(2, m.num_tokens) < 0.25)
+    grads = []
+    for on in (False, True):
+        m.grad_checkpointing = on
+        m.zero_grad()
+        loss = m(x, tt, y).square().mean()
+        loss.backward()
+        grads.append((loss.detach(), [p.grad.clone() for p in m.parameters()]))
+    torch.testing.assert_close(grads[1][0], grads[0][0], rtol=0, atol=0)
+    for a, b in zip(grads[1][1], grads[0][1]):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
 def test_dual_timesteps_cost_about_what_one_timestep_costs():
-    """adaLN runs once per distinct (sample, time), not once per token (measuring.md §5)."""
+    """adaLN runs once per (sample, level), not once per token (measuring.md §5)."""
+    from suite.models.token_times import TokenTimes
     from suite.train.flops import forward_flops
 
     m = build_model(ModelConfig(preset="SiT-S/2"), (4, 32, 32), 1000)
     x, y = torch.randn(2, 4, 32, 32), torch.tensor([1, 2])
-    tau = torch.where(torch.rand(2, m.num_tokens) < 0.25, 0.2, 0.7)
-    ratio = forward_flops(m, x, tau, y) / forward_flops(m, x, torch.full((2,), 0.7), y)
+    tt = TokenTimes.dual(torch.full((2,), 0.7), torch.full((2,), 0.2), torch.rand(2, m.num_tokens) < 0.25)
+    ratio = forward_flops(m, x, tt, y) / forward_flops(m, x, torch.full((2,), 0.7), y)
     assert 1.0 <= ratio < 1.01

@@ -7,6 +7,7 @@ from suite.flow import TimeSampler, TimeSamplerConfig
 from suite.methods import Batch
 from suite.methods.selfflow import SelfFlow, SelfFlowConfig
 from suite.models import build_model
+from suite.models.token_times import TokenTimes
 from suite.train.ema import make_ema
 
 
@@ -36,11 +37,11 @@ def test_dual_timestep_statistics():
 
 
 def record_inputs(net) -> dict:
-    """Make `net` remember the (x, t, y) of its last forward call."""
+    """Make `net` remember the (x, t, y) of its last forward call (structured times as (B, N))."""
     seen, orig = {}, net.forward
 
     def spy(x, t, y, **kw):
-        seen["x"], seen["t"], seen["y"] = x, t, y
+        seen["x"], seen["t"], seen["y"] = x, t.per_token() if isinstance(t, TokenTimes) else t, y
         return orig(x, t, y, **kw)
 
     net.forward = spy
@@ -106,3 +107,33 @@ def test_gamma_zero_skips_the_teacher():
     ema.forward = lambda *a, **k: (_ for _ in ()).throw(AssertionError("teacher must not run"))
     out = m.loss(Batch(x0=torch.randn(2, 1, 8, 8), y=torch.arange(2)), model, ema, 0)
     assert "rep" not in out.terms
+
+
+def test_flops_follow_the_methods_own_time_form():
+    """FLOPs are counted with what Self-Flow feeds the backbone. With static-shape conditioning adaLN
+    runs on the (B, 2) levels whatever the mask, so mask ratio 0.5 and 0.25 cost the same (backbone and
+    total), and the dual levels cost exactly one more conditioning row per sample than a shared time:
+    t-embedder MLP (2·256·D + 2·D·D) + every adaLN linear (depth · 2·D·6D + 2·D·2D), forward.
+    Diffusion forcing (arbitrary per-token times) pays adaLN per token and counts more."""
+    from suite.models.token_times import TokenTimes
+    from suite.train.flops import forward_flops, training_flops_per_image
+
+    model, _ = make(depth=4)
+    batch = Batch(x0=torch.randn(4, 1, 8, 8), y=torch.arange(4))
+    ema = make_ema(model)
+    ts = TimeSampler(TimeSamplerConfig())
+    counts = {}
+    for key, cfg in {"0.25": dict(mask_ratio=0.25), "0.5": dict(mask_ratio=0.5), "df": dict(second_time="per_token")}.items():
+        m = SelfFlow(SelfFlowConfig(name="selfflow", **cfg), model, ts)
+        counts[key] = training_flops_per_image(model, ema, m, batch)
+    assert counts["0.5"]["backbone"] == counts["0.25"]["backbone"]
+    assert counts["0.5"]["total"] == counts["0.25"]["total"]
+    assert counts["df"]["backbone"] > 1.2 * counts["0.25"]["backbone"]
+
+    m = SelfFlow(SelfFlowConfig(name="selfflow", mask_ratio=0.5), model, ts)
+    tt = m.student_times(4, model.num_tokens, "cpu")
+    assert isinstance(tt, TokenTimes) and tt.levels.shape == (4, 2) and tt.index.shape == (4, model.num_tokens)
+    d, b = model.hidden_size, 4
+    per_row = 2 * 256 * d + 2 * d * d + model.depth * 2 * d * 6 * d + 2 * d * 2 * d
+    shared = forward_flops(model, batch.x0, torch.rand(b), batch.y)
+    assert forward_flops(model, batch.x0, tt, batch.y) - shared == b * per_row

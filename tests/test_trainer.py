@@ -147,3 +147,51 @@ def test_sigterm_checkpoints_and_the_rerun_finishes_the_budget(tiny_cfg, tmp_pat
     assert state["status"] == "interrupted" and 0 < state["images_seen"] < 64_000
     ck = torch.load(tmp_path / "runs" / "term" / "checkpoints" / "latest.pt", weights_only=True)
     assert ck["images_seen"] == state["images_seen"]  # the checkpoint is the stopping point: nothing redone
+
+
+def test_steady_state_steps_never_synchronise_with_the_host(tiny_cfg, monkeypatch):
+    """Between two log intervals the step calls no Tensor.item (nor bool/float of a tensor); the
+    window's means, read once at the interval, equal the per-step values."""
+    from suite.train.trainer import Trainer
+
+    tr = Trainer(load_run_config(tiny_cfg(name="nosync", **{"tracking.enabled": False})))
+    batches = tr._batches()
+    tr.train_step(next(batches))  # first step: lazy optimizer state
+    tr.log_window.flush()
+    ready = [next(batches) for _ in range(3)]  # data loading (host-side indexing) is not the step
+    calls = []
+
+    def counting(name):
+        orig = getattr(torch.Tensor, name)
+
+        def wrapper(self, *a, **k):
+            # AdamW's foreach path reads its step counter, a CPU tensor by design (no device read;
+            # the fused CUDA kernel reads none): not a host sync
+            if "torch/optim/" not in sys._getframe(1).f_code.co_filename:
+                calls.append(name)
+            return orig(self, *a, **k)
+        return wrapper
+
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
+        monkeypatch.setattr(torch.Tensor, name, counting(name))
+    steps = [tr.train_step(b)[0] for b in ready]
+    assert calls == [], calls
+    monkeypatch.undo()
+    means = tr.log_window.flush()
+    for key in ("train/loss", "train/loss_rep", "train/grad_norm", "train/mask_frac"):
+        assert means[key] == pytest.approx(sum(float(s[key]) for s in steps) / 3, rel=1e-5), key
+
+
+def test_ema_update_equals_the_textbook_formula():
+    from suite.train.ema import make_ema, update_ema
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
+    ema = make_ema(model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    expected = [0.9 * e + 0.1 * p for e, p in zip(ema.parameters(), model.parameters())]
+    update_ema(ema, model, 0.9)
+    for e, x in zip(ema.parameters(), expected):
+        torch.testing.assert_close(e, x, rtol=1e-6, atol=1e-7)

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import torch
 
-from suite.errors import SuiteError
 from suite.evaluation.metrics import MetricSpec, compute_for_extractor, parse_metric
 from suite.evaluation.registry import build_extractor, extractor_kind
 

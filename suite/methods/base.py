@@ -13,7 +13,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from suite.errors import ConfigError
-from suite.models.flops import forward_flops
 from suite.models.presets import default_layers
 
 
@@ -57,12 +56,11 @@ class Batch:
 class MethodOutput:
     loss: torch.Tensor  # scalar to backpropagate
     terms: dict[str, torch.Tensor] = field(default_factory=dict)  # named, unweighted loss terms (graphs kept; tests take their gradients)
-    logs: dict[str, float] = field(default_factory=dict)  # anything else worth logging
+    logs: dict[str, torch.Tensor] = field(default_factory=dict)  # anything else worth logging: 0-dim tensors, never .item() (no host sync in the step)
 
 
 class Method(nn.Module):
     needs_ema_teacher = False  # whether loss() reads the EMA model
-    per_token_timesteps = False  # whether the student gets (B, N) times (adaLN then runs per token)
 
     def __init__(self, cfg: MethodConfig, model: nn.Module, time_sampler):
         super().__init__()
@@ -73,6 +71,11 @@ class Method(nn.Module):
 
     def loss(self, batch: Batch, model, ema_model, step: int) -> MethodOutput:  # pragma: no cover
         raise NotImplementedError
+
+    def student_times(self, batch_size: int, num_tokens: int, device):
+        """The time form this method feeds the backbone ((B,), (B, N) or TokenTimes), drawn as in
+        `loss`; FLOP counting (suite.train.flops) uses it so each method is counted as it runs."""
+        return self.time_sampler.sample((batch_size,), device=device)
 
     def drop_labels(self, y: torch.Tensor) -> torch.Tensor:
         """Replace the condition by the null one with probability `label_dropout` (one draw per sample).
@@ -162,10 +165,3 @@ class TeacherAlignmentMethod(Method):
     def alignment_loss(self, student_hidden: torch.Tensor, teacher_hidden: torch.Tensor) -> torch.Tensor:
         """feature_loss(h(z_l), z_k): (B, N, D) × (B, N, D) → scalar."""
         return self.feature_loss(self.projector(student_hidden), teacher_hidden)
-
-    def aux_forward_flops(self, model, batch_shape) -> float:
-        """Per image: the EMA teacher's forward through blocks 1..k (no backward)."""
-        p = next(model.parameters())
-        x = torch.zeros(1, *batch_shape[1:], device=p.device, dtype=p.dtype)
-        t, y = torch.full((1,), 0.5, device=p.device), torch.zeros(1, dtype=torch.long, device=p.device)
-        return forward_flops(model, x, t, y, taps=(self.teacher_block,), stop_after=self.teacher_block)

@@ -23,6 +23,7 @@ from suite.errors import ConfigError
 from suite.flow import broadcast_time, cleaner, interpolate, velocity_target
 from suite.methods.base import Batch, MethodOutput, TeacherAlignmentConfig, TeacherAlignmentMethod, check_range, mse
 from suite.methods.registry import register_method
+from suite.models.token_times import Times, TokenTimes, per_token_times
 
 @dataclass
 class SelfFlowConfig(TeacherAlignmentConfig):
@@ -52,13 +53,13 @@ class DualTimesteps:
     t: torch.Tensor  # (B,)
     s: torch.Tensor  # (B,)
     mask: torch.Tensor  # (B, N) bool, True = token at time s
-    tau: torch.Tensor  # (B, N) per-token student time
-    teacher_t: torch.Tensor  # (B,) or (B, N)
+    tau: torch.Tensor  # (B, N) per-token student time (spread over the data)
+    teacher_t: Times  # (B,), or the student's form when teacher_time=student
+    student: Times  # what the student backbone gets: TokenTimes (t, s) by mask, or (B, N) per token
 
 
 @register_method("selfflow", SelfFlowConfig)
 class SelfFlow(TeacherAlignmentMethod):
-    per_token_timesteps = True
 
     @property
     def uses_rep_loss(self) -> bool:
@@ -82,19 +83,26 @@ class SelfFlow(TeacherAlignmentMethod):
         if c.second_time == "per_token":
             tau = self.time_sampler.sample((batch_size, num_tokens), device=device)  # (B, N)
             mask = torch.ones_like(mask)
+            student: Times = tau  # arbitrary per-token times: conditioning per token
         else:
-            tau = torch.where(mask, s[:, None], t[:, None])  # (B, N)
+            student = TokenTimes.dual(t, s, mask)  # two levels per sample, static shapes
+            tau = student.per_token()  # (B, N) = where(mask, s, t)
         if c.teacher_time == "student":
-            teacher_t = tau
+            teacher_t = student
         elif c.second_time == "per_token":  # the cleanest level present in the sample (guess)
             teacher_t = tau.amin(dim=1) if c.teacher_time == "min" else tau.amax(dim=1)
         else:
             teacher_t = cleaner(t, s) if c.teacher_time == "min" else torch.maximum(t, s)
-        return DualTimesteps(t=t, s=s, mask=mask, tau=tau, teacher_t=teacher_t)
+        return DualTimesteps(t=t, s=s, mask=mask, tau=tau, teacher_t=teacher_t, student=student)
 
-    def teacher_input_time(self, teacher_t: torch.Tensor, model, x0: torch.Tensor) -> torch.Tensor:
-        """(B,) or (B, N) → what to spread over the data for the teacher's x."""
-        return model.modality.expand_token_values(teacher_t) if teacher_t.dim() == 2 else broadcast_time(teacher_t, x0)
+    def student_times(self, batch_size: int, num_tokens: int, device) -> Times:
+        return self.draw_timesteps(batch_size, num_tokens, device).student
+
+    def teacher_input_time(self, teacher_t: Times, model, x0: torch.Tensor) -> torch.Tensor:
+        """(B,), (B, N) or TokenTimes → what to spread over the data for the teacher's x."""
+        if isinstance(teacher_t, torch.Tensor) and teacher_t.dim() == 1:
+            return broadcast_time(teacher_t, x0)
+        return model.modality.expand_token_values(per_token_times(teacher_t, model.num_tokens))
 
     def loss(self, batch: Batch, model, ema_model, step: int) -> MethodOutput:
         c = self.cfg
@@ -107,7 +115,7 @@ class SelfFlow(TeacherAlignmentMethod):
         y = self.drop_labels(batch.y)  # shared with the teacher
         groups = ts.mask.long() if c.attention_separation else None
         taps = (self.student_block,) if self.uses_rep_loss else ()
-        v, hidden = model(x_tau, ts.tau, y, taps=taps, attn_groups=groups)
+        v, hidden = model(x_tau, ts.student, y, taps=taps, attn_groups=groups)
         loss_gen = mse(v, velocity_target(x0, x1))
         terms = {"gen": loss_gen}
         loss = loss_gen
@@ -117,5 +125,5 @@ class SelfFlow(TeacherAlignmentMethod):
             loss_rep = self.alignment_loss(hidden[self.student_block], z_k)
             loss = loss + c.gamma * loss_rep
             terms["rep"] = loss_rep
-        logs = {"mask_frac": ts.mask.float().mean().item(), "t_mean": ts.tau.mean().item()}
+        logs = {"mask_frac": ts.mask.float().mean(), "t_mean": ts.tau.mean()}  # tensors: no host sync
         return MethodOutput(loss=loss, terms=terms, logs=logs)

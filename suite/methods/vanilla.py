@@ -24,4 +24,4 @@ class VanillaFlowMatching(Method):
         xt = interpolate(x0, x1, broadcast_time(t, x0))
         v = model(xt, t, self.drop_labels(batch.y))  # (B, C, H, W)
         loss_gen = mse(v, velocity_target(x0, x1))
-        return MethodOutput(loss=loss_gen, terms={"gen": loss_gen}, logs={"t_mean": t.mean().item()})
+        return MethodOutput(loss=loss_gen, terms={"gen": loss_gen}, logs={"t_mean": t.mean().detach()})

@@ -13,18 +13,17 @@ from suite.models.flops import count_flops, forward_flops  # noqa: F401  (re-exp
 
 def training_flops_per_image(model, ema, method, batch) -> dict[str, float]:
     """{'backbone': fwd+bwd of the generator as the method runs it, 'total': the method's whole step,
-    'aux': total − backbone (teachers, encoders, projectors)}.
+    'aux': total − backbone (teachers, encoders, projectors)}. The one home of auxiliary accounting:
+    `total` runs the method's own loss, so whatever it adds is counted, not declared.
 
-    Methods with per-token timesteps are counted with two time levels per sample: the backbone
-    computes adaLN once per distinct (sample, time) level (suite.models.sit.Conditioning).
+    The backbone is fed the time form the method itself feeds (`method.student_times`, e.g. Self-Flow's
+    TokenTimes with its configured mask ratio). With static-shape conditioning (suite.models.token_times)
+    adaLN runs on the (B, K) levels whatever the mask: the count depends on K, not on the mask ratio.
     """
     b = batch.x0.shape[0]
     dev = batch.x0.device
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-        t = torch.rand(b, device=dev)
-        if method.per_token_timesteps:  # two time levels per sample, as dual-timestep training has
-            second = torch.rand(b, device=dev)
-            t = torch.where(torch.arange(model.num_tokens, device=dev) % 4 == 0, second[:, None], t[:, None])  # (B, N)
+        t = method.student_times(b, model.num_tokens, dev)
 
         def backbone():
             model(batch.x0, t, batch.y).float().square().mean().backward()

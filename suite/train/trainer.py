@@ -23,10 +23,11 @@ from suite.flow import TimeSampler, broadcast_time, interpolate, velocity_target
 from suite.methods import Batch, build_method
 from suite.models import build_model, check_condition, model_spec
 from suite.train import checkpoint as ckpt_io
-from suite.train.distributed import (DistInfo, all_reduce_mean, average_gradients_across_ranks, broadcast_from_rank0,
+from suite.train.distributed import (DistInfo, average_gradients_across_ranks, broadcast_from_rank0,
                                      init_distributed, resolve_parallel)
 from suite.train.ema import make_ema, update_ema
 from suite.train.flops import training_flops_per_image
+from suite.train.log_window import LogWindow
 from suite.train.state import RunState, check_run_dir
 
 _ACTIVE = None
@@ -80,6 +81,8 @@ class Trainer:
         self.amp_dtype = torch.bfloat16 if (cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and self.device.type == "cuda")) else None
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
+        if self.device.type == "cuda":  # TF32 for the fp32 matmuls (bf16 autocast covers the rest)
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg.train.tf32
         if cfg.train.batch_size % self.dist.world_size:
             raise ConfigError(f"train.batch_size: {cfg.train.batch_size} not divisible by {self.dist.world_size} processes")
         self.hash = config_hash(cfg)
@@ -92,6 +95,7 @@ class Trainer:
         self.model_spec = model_spec(cfg.model, self.train_set.image_shape, self.train_set.num_classes)
         self.model = build_model(cfg.model, self.train_set.image_shape, self.train_set.num_classes).to(self.device)
         check_condition(self.model, getattr(self.train_set, "condition", "class"))
+        self.model.grad_checkpointing = cfg.train.activation_checkpointing
         self.ema = make_ema(self.model)
         self.time_sampler = TimeSampler(cfg.time)
         self.method = build_method(cfg.method, self.model, self.time_sampler).to(self.device)
@@ -107,7 +111,10 @@ class Trainer:
             fsdp.shard_method(self.method, mp)
         params = list(self.model.parameters()) + list(self.method.parameters())
         o = cfg.optim
-        self.opt = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay, eps=o.eps)
+        fused = cfg.train.fused_optimizer and self.device.type == "cuda"  # one kernel for all parameters
+        self.opt = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay, eps=o.eps,
+                                     **({"fused": True} if fused else {"foreach": True}))
+        self.log_window = LogWindow(self.dist)
         self.step, self.images_seen, self.data_position = 0, 0, 0
 
         # Only now is the run directory claimed (state.json, config.yaml).
@@ -165,6 +172,8 @@ class Trainer:
         """
         if self._phase == "update":
             return False
+        if self.log_window.nonfinite():  # a non-finite loss never reaches a checkpoint
+            return False
         rng = self._step_rng if self._phase == "compute" else ckpt_io.rng_state()
         if self.dist.enabled:
             gathered = [None] * self.dist.world_size
@@ -208,14 +217,20 @@ class Trainer:
         sampler = ResumableSampler(len(self.train_set), self.cfg.seed, self.data_position, self.dist.rank, self.dist.world_size)
         # Its own generator: creating the loader must not draw from the global RNG (exact resume).
         loader = DataLoader(self.train_set, batch_size=per_rank, sampler=sampler, collate_fn=collate,
-                            num_workers=self.cfg.train.num_workers, drop_last=True, pin_memory=self.device.type == "cuda",
+                            num_workers=self.cfg.train.num_workers, drop_last=True, pin_memory=self._pinned,
                             generator=torch.Generator().manual_seed(self.cfg.seed))
         for b in loader:
             yield self._to_batch(b)
 
+    @property
+    def _pinned(self) -> bool:
+        return self.device.type == "cuda" and self.cfg.train.pin_memory
+
     def _to_batch(self, b: dict) -> Batch:
-        return Batch(x0=b["x0"].to(self.device, non_blocking=True), y=b["y"].to(self.device),
-                     pixels=b["pixels"].to(self.device) if "pixels" in b else None, index=b["index"])
+        """Every tensor of the batch to the device; from pinned memory without blocking the host."""
+        move = lambda x: x.to(self.device, non_blocking=self._pinned)  # noqa: E731
+        return Batch(x0=move(b["x0"]), y=move(b["y"]), pixels=move(b["pixels"]) if "pixels" in b else None,
+                     index=move(b["index"]))
 
     def _lr(self) -> float:
         o = self.cfg.optim
@@ -223,22 +238,21 @@ class Trainer:
             return o.lr * (self.images_seen + self.cfg.train.batch_size) / o.warmup_images
         return o.lr
 
-    def train_step(self, batch: Batch) -> tuple[dict[str, float], float]:
+    def train_step(self, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """One optimisation step, with no host sync: logs stay tensors on the device and go to
+        `self.log_window`, which synchronises only at the log interval (nanoGPT style). A non-finite
+        loss is flagged on the device; `check_finite` (log interval, before every checkpoint)
+        turns it into a DivergenceError, so it never reaches a checkpoint."""
         self._step_rng, self._phase = ckpt_io.rng_state(), "compute"
         lr = self._lr()
         for g in self.opt.param_groups:
             g["lr"] = lr
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             out = self.method.loss(batch, self.net, self.ema, self.step)
-        if not torch.isfinite(out.loss):
-            raise DivergenceError(
-                f"loss is {out.loss.item()} at step {self.step} ({self.images_seen} images); "
-                f"the last good checkpoint is kept in {self.ckpt_path.parent}"
-            )
         self.opt.zero_grad(set_to_none=True)
         out.loss.backward()
         params = [p for g in self.opt.param_groups for p in g["params"]]
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.optim.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.optim.grad_clip, foreach=True)
         self._phase = "update"
         self.opt.step()
         update_ema(self.ema, self.model, self.cfg.optim.ema_decay)
@@ -246,11 +260,18 @@ class Trainer:
         self.images_seen += self.cfg.train.batch_size
         self.data_position += self.cfg.train.batch_size
         self._phase = "idle"
-        logs = {"train/loss": out.loss.detach(), **{f"train/loss_{k}": v.detach() for k, v in out.terms.items()}}
-        logs = {k: all_reduce_mean(v.float(), self.dist).item() for k, v in logs.items()}
-        logs.update({f"train/{k}": v for k, v in out.logs.items()})
-        logs["train/grad_norm"], logs["train/lr"] = float(grad_norm), lr
-        return logs, float(grad_norm)
+        logs = {"train/loss": out.loss.detach(), **{f"train/loss_{k}": v.detach() for k, v in out.terms.items()},
+                **{f"train/{k}": v.detach() for k, v in out.logs.items()}, "train/grad_norm": grad_norm.detach()}
+        self.log_window.add(logs, {"train/lr": lr}, out.loss, self.step)
+        return logs, grad_norm
+
+    def check_finite(self) -> None:
+        """DivergenceError if any loss so far was not finite (one host sync); the last good
+        checkpoint stays on disk."""
+        if self.log_window.nonfinite():
+            first = self.log_window.first_bad_step()
+            where = f"step {first}" if first is not None else f"another process by step {self.step}"
+            raise DivergenceError(f"loss is not finite (first at {where}); the last good checkpoint is kept in {self.ckpt_path.parent}")
 
     @torch.no_grad()
     def validation_losses(self) -> dict[str, float]:
@@ -325,7 +346,7 @@ class Trainer:
         eval_iv = _Interval(cfg.eval.every_images, self.images_seen)
         if self.images_seen == 0:
             self.save_checkpoint(snapshot=True)  # step 0: what evaluations compare against
-        window: dict[str, list[float]] = {}
+        self.log_window.flush()  # drop anything logged before the loop (e.g. bench warm-up)
         tic, imgs_at_tic, steps_here = time.perf_counter(), self.images_seen, 0
         from tqdm.auto import tqdm
 
@@ -335,16 +356,15 @@ class Trainer:
         restore_sigterm = self._catch_sigterm()
         try:
             while self.images_seen < t.total_images:
-                logs, _ = self.train_step(next(batches))
+                self.train_step(next(batches))  # no host sync: logs accumulate on the device
                 steps_here += 1
                 bar.update(t.batch_size)
-                for k, v in logs.items():
-                    window.setdefault(k, []).append(v)
                 if log_iv.due(self.images_seen) or self.images_seen >= t.total_images:
+                    self.check_finite()  # the log interval is where the host waits for the device
+                    metrics = self.log_window.flush()
                     now = time.perf_counter()
-                    metrics = {k: sum(v) / len(v) for k, v in window.items()}
                     metrics["perf/images_per_s"] = (self.images_seen - imgs_at_tic) / max(now - tic, 1e-9)
-                    window, tic, imgs_at_tic = {}, now, self.images_seen
+                    tic, imgs_at_tic = now, self.images_seen
                     bar.set_postfix(loss=f"{metrics['train/loss']:.4f}")
                     self._emit(metrics, "on_log")
                 if val_iv.due(self.images_seen):
@@ -354,8 +374,10 @@ class Trainer:
                 if evaluator and eval_iv.due(self.images_seen):
                     self._evaluate(evaluator)
                 if ckpt_iv.due(self.images_seen):
+                    self.check_finite()
                     self.save_checkpoint()
                 if self._stop_signal is not None:  # SIGTERM (preemption, scancel): checkpoint and leave resumable
+                    self.check_finite()
                     self.save_checkpoint()
                     status = "interrupted"
                     break
@@ -363,6 +385,7 @@ class Trainer:
                     status = "interrupted"  # simulated kill: no extra checkpoint, the run stays resumable
                     break
             if status == "finished":
+                self.check_finite()
                 self.save_checkpoint(snapshot=True)
                 final = self.validation_losses()
                 self._emit(final, "on_log")
