@@ -9,6 +9,7 @@ from suite.models import build_model, mmdit
 from suite.models.mmdit import MMDiT
 from suite.models.presets import PUBLISHED_MMDIT_PARAMS, parse_preset
 from suite.models.sit import Conditioning
+from suite.models.token_times import TokenTimes, per_token_times
 
 
 @pytest.mark.parametrize("preset", sorted(PUBLISHED_MMDIT_PARAMS))
@@ -44,14 +45,14 @@ def test_per_token_modulation_equals_a_brute_force_per_token_computation(rule, m
     m = _tiny(rule)
     x, y = torch.randn(3, 3, 8, 8), torch.randint(0, 11, (3, 4))
     t, s = torch.rand(3), torch.rand(3)
-    tau = torch.where(torch.rand(3, m.num_tokens) < 0.3, s[:, None], t[:, None])  # two levels per sample
-    v = m(x, tau, y)
+    times = TokenTimes.dual(t, s, torch.rand(3, m.num_tokens) < 0.3)  # two levels per sample, as Self-Flow feeds
+    v = m(x, times, y)  # modulation per level, selected per token (static shapes)
 
-    def per_token(t_, emb):  # every token its own level: no sharing at all
-        return Conditioning(emb(t_).reshape(-1, 32), torch.arange(t_.numel()).view(t_.shape))
+    def per_token(t_, emb):  # brute force: every token embeds its own time, nothing shared
+        return Conditioning(emb(per_token_times(t_, m.num_tokens)))  # (B, N, D)
 
     monkeypatch.setattr(mmdit, "data_conditioning", per_token)
-    torch.testing.assert_close(m(x, tau, y), v, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(m(x, times.per_token(), y), v, rtol=1e-5, atol=1e-6)
 
 
 def test_text_time_rules_pick_the_documented_time():

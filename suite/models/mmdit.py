@@ -32,21 +32,20 @@ from suite.models.qknorm import QKNorm
 from suite.models.rope import apply_rope, data_positions, rope_angles, token_ids
 from suite.models.sit import Conditioning, FinalLayer, TimestepEmbedder, group_attention_mask, modulate
 from suite.models.swiglu import SwiGLU, swiglu
+from suite.models.token_times import Times, TokenTimes
 
 TEXT_TIME_RULES = ("mean", "base", "min", "none")
 
 
-def data_conditioning(t: torch.Tensor, t_embedder: nn.Module) -> Conditioning:
-    """Data tokens' conditioning: t (B,) → levels (B, 1, D); t (B, N) → levels (U, D) + index (B, N).
-
-    The one place per-token conditioning is built: every modulation is computed from the few
-    distinct time levels and gathered per token (the same numbers as a per-token computation).
-    The conditioning depends on the time only, so the levels are the batch's distinct times.
-    """
+def data_conditioning(t: Times, t_embedder: nn.Module) -> Conditioning:
+    """Data tokens' conditioning, in the time forms every backbone takes (suite.models.token_times):
+    t (B,) → levels (B, 1, D); TokenTimes → levels (B, K, D) selected per token (static shapes);
+    t (B, N) → (B, N, D), per token. The conditioning depends on the time only (no pooled text)."""
+    if isinstance(t, TokenTimes):
+        return Conditioning(t_embedder(t.levels), t)  # (B, K, D)
     if t.dim() == 1:
         return Conditioning(t_embedder(t)[:, None, :])  # (B, 1, D)
-    uniq, inverse = torch.unique(t, return_inverse=True)  # (U,), (B, N)
-    return Conditioning(t_embedder(uniq), inverse)  # (U, D), (B, N)
+    return Conditioning(t_embedder(t))  # (B, N, D)
 
 
 class TextTime:
@@ -59,8 +58,10 @@ class TextTime:
     With a shared time (B,) every rule gives the scalar-time numbers.
     """
 
-    def __init__(self, rule: str, t: torch.Tensor, data: Conditioning, t_embedder: nn.Module):
+    def __init__(self, rule: str, t: Times, data: Conditioning, t_embedder: nn.Module):
         self.rule, self.data = rule, data
+        if isinstance(t, TokenTimes):
+            t = t.per_token()  # (B, N): the rules read the data tokens' times
         self.vec = None  # (B, 1, D): the text stream's conditioning vector, None for `mean`
         if rule == "none":
             self.vec = torch.zeros(t.shape[0], 1, t_embedder.mlp[-1].out_features, device=t.device,
