@@ -405,7 +405,8 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 
 # Fields that change where/how a run is stored or shown, not what it computes.
 _HASH_EXCLUDE = ("name", "tracking", "train.runs_root", "train.run_dir", "train.num_workers", "train.progress", "train.max_steps", "train.threads",
-                 "train.parallel")  # how it is computed, not what
+                 "train.parallel", "train.pin_memory", "train.fused_optimizer", "train.activation_checkpointing",
+                 "train.tf32")  # how it is computed (or where it is kept), not what
 
 
 def config_hash(cfg: RunConfig) -> str:
