@@ -3,7 +3,7 @@
 Uses only `Trainer`, `Trainer._batches` and `Trainer.train_step`, which every version has, so the
 same script measures a tree before and after a change (put that tree first on PYTHONPATH):
 
-    PYTHONPATH=/path/to/tree python tools/time_train_steps.py CONFIG --methods vanilla,selfflow:gamma=0 \
+    PYTHONPATH=/path/to/tree python scripts/time_train_steps.py CONFIG --methods vanilla,selfflow:gamma=0 \
         [--set KEY=VALUE ...] [--steps 5] [--warmup 3] [--repeats 5] [--out times.json]
 
 Prints and writes {method: [seconds per step, one per round]}. `suite bench` is the full tool

@@ -3,7 +3,7 @@ benchmarks without ImageNet or a VAE: N(0, 1) latents (4, 32, 32) as SD-VAE give
 uniform labels, random uint8 pixels (3, 256, 256) for external encoders. Timing only: nothing
 learnable, no image metrics (no VAE).
 
-    python tools/make_synthetic_latents.py OUT_DIR [--n 1024] [--classes 1000] [--size 32] [--pixels 256]
+    python scripts/make_synthetic_latents.py OUT_DIR [--n 1024] [--classes 1000] [--size 32] [--pixels 256]
 """
 import argparse
 from pathlib import Path
