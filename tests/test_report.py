@@ -211,7 +211,7 @@ def test_verdict_and_sample_grids_in_the_report(report, store):
     assert "Verdict on the paper's claims" in report["printed"]
     # the one run with a logged grid is shown, beside its numbers
     assert 'class="grid"' in page and "class consistency" in page
-    assert "paper's early block" in page
+    assert "early block (0.3·depth" in page  # the probe figure marks the paper's block
 
 
 def test_missing_data_gives_notes_not_crashes(store, tmp_path):
