@@ -173,7 +173,7 @@ def build_report(tracking_uri: str, out_dir, sweep: str | None = None,
             "equal images": [verdict.effect_text(r, "img") for _, r in details.iterrows()],
             "equal FLOPs": [verdict.effect_text(r, "flops") for _, r in details.iterrows()]})
         disp = disp[["claim", "size", "metric", "images", "equal images", "img_verdict", "flops",
-                     "equal FLOPs", "flops_verdict", "img_n_pairs"]]
+                     "equal FLOPs", "flops_verdict", "img_n_pairs", "note"]]
         disp = disp.assign(images=disp["images"].map(tables.fmt), flops=disp["flops"].map(tables.fmt))
         sec.details("Every size", table_html(disp))
         tables.write_all({"verdict": (head, details, "Verdict on the paper's claims")}, tab_dir)

@@ -13,7 +13,9 @@ Student-t 95 % interval over the seed differences. One word sums it up:
 
 - "agrees": the interval excludes 0 on the side the paper predicts;
 - "disagrees": it excludes 0 on the other side;
-- "not resolved": it contains 0, or fewer than 2 paired seeds give no interval.
+- "not resolved": it contains 0, or fewer than 2 paired seeds give no interval, or either method's
+  mean class consistency at that point is below MIN_CLASS_CONSISTENCY (untrained models: the
+  row's note says so).
 
 The headline row of a claim is the largest size that has the two methods (the paper's claims are
 about its largest models); the other sizes are in the details table.
@@ -31,6 +33,9 @@ from reports.fits import _interp_logx
 from reports.tables import fmt, matched_budgets
 
 AGREES, DISAGREES, UNRESOLVED = "agrees", "disagrees", "not resolved"
+# Below this class consistency (chance: 1 / classes) a model's samples are not yet its class's:
+# comparing such models compares noise, so the verdict is "not resolved" whatever the interval says.
+MIN_CLASS_CONSISTENCY = 0.5
 
 
 @dataclass(frozen=True)
@@ -163,11 +168,33 @@ def claim_rows(claim: Claim, runs: pd.DataFrame, cur: pd.DataFrame, level: float
                     for r, seed in zip(sel["run_id"], sel["seed_key"]) if r in by_run}
 
         eq_img = judge(_paired(at_images(t_runs), at_images(b_runs)), claim.better, level)
+        cc = [m for m in cur.loc[cur["run_id"].isin(rs["run_id"]), "metric"].unique() if "class_consistency" in m]
+        trained = math.nan
+        if cc:
+            ccm = cur[(cur["metric"] == sorted(cc)[0]) & cur["run_id"].isin(rs["run_id"])]
+            cc_by_run = dict(tuple(ccm.groupby("run_id")))
+            means = []
+            for sel in (t_runs, b_runs):
+                vals = []
+                for r in sel["run_id"]:
+                    g = cc_by_run.get(r)
+                    if g is not None:
+                        g = g[g["step"] <= budgets.get(size_key, math.inf)].sort_values("step")
+                        if len(g):
+                            vals.append(float(g["value"].iloc[-1]))
+                means.append(float(np.mean(vals)) if vals else math.nan)
+            trained = min(means)
         fl = final_flops(t_runs) + final_flops(b_runs)
         flops = min(fl) if fl and all(math.isfinite(v) for v in fl) else math.nan
         eq_flops = (judge(_paired(at_flops(t_runs, flops), at_flops(b_runs, flops)), claim.better, level)
                     if math.isfinite(flops) else judge([], claim.better, level))
+        note = ""
+        if math.isfinite(trained) and trained < MIN_CLASS_CONSISTENCY:
+            note = (f"untrained: class consistency {trained:.2f} < {MIN_CLASS_CONSISTENCY} "
+                    "(a comparison of noise)")
+            eq_img["verdict"] = eq_flops["verdict"] = UNRESOLVED
         rows.append(dict(claim=claim.key, size_key=size_key, size=rs["size"].iloc[0], metric=metric,
+                         class_consistency=trained, note=note,
                          images=budgets.get(size_key, math.nan), flops=flops,
                          **{f"img_{k}": v for k, v in eq_img.items()},
                          **{f"flops_{k}": v for k, v in eq_flops.items()}))
@@ -194,6 +221,7 @@ def verdicts(runs: pd.DataFrame, cur: pd.DataFrame, claims=CLAIMS, level: float 
             "equal FLOPs": effect_text(r, "flops"),
             "verdict (FLOPs)": r["flops_verdict"],
             "seeds": int(r["img_n_pairs"]),
+            "note": r["note"],
         })
     return pd.DataFrame(head), details
 

@@ -30,6 +30,11 @@ def _fid(method, seed, step):
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
+    return _store(tmp_path_factory, trained=True)
+
+
+def _store(tmp_path_factory, trained: bool):
+    """Every run also logs its class consistency: 0.9, or 0.12 (chance 0.1) when not `trained`."""
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
@@ -49,6 +54,7 @@ def store(tmp_path_factory):
             metrics = []
             for step in range(EVERY, TOTAL + 1, EVERY):
                 metrics.append(Metric("eval/fid1k_digits-classifier", _fid(method, seed, step), 0, step))
+                metrics.append(Metric("eval/class_consistency1000", 0.9 if trained else 0.12, 0, step))
                 for b in (1, 3, 6):
                     acc = 0.3 + (0.2 if method == "selfflow" and b == 3 else 0.0) + 0.01 * seed
                     metrics.append(Metric(f"eval/probe_acc_block{b}", acc, 0, step))
@@ -93,6 +99,16 @@ def test_equal_flops_reads_the_cheaper_method_further_along(result):
     assert r["flops"] == pytest.approx(TOTAL * 1e6)
     assert r["flops_effect"] < 0 and r["flops_effect"] > r["img_effect"] - 0.5
     assert r["flops_verdict"] == AGREES
+
+
+def test_untrained_models_are_never_a_verdict(tmp_path_factory):
+    """The same planted effects between models whose samples are at chance: "not resolved", and
+    the note says why (the issue: a table comparing untrained models)."""
+    raw, history = load_runs(_store(tmp_path_factory, trained=False), sweep="v")
+    runs = annotate(raw)
+    head, _ = verdicts(runs, curves(history, runs))
+    assert set(head["verdict (images)"]) == {UNRESOLVED} and set(head["verdict (FLOPs)"]) == {UNRESOLVED}
+    assert head["note"].str.startswith("untrained").all()
 
 
 def test_judge_needs_two_seeds_and_an_interval_off_zero():
