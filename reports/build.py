@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports import figures, fits, tables
+from reports import figures, fits, samples, tables, verdict
 from reports.data import PROBE, annotate, curves, fit_metric
 from reports.html import Page, table_html
 from reports.mlflow_io import load_runs
@@ -89,10 +89,28 @@ def _config_tables(runs: pd.DataFrame):
     return per_run, shared
 
 
+def _grid_captions(summary: pd.DataFrame) -> dict:
+    """{(method_key, size_key): 'class consistency 0.84 · FID 3.1'} from the comparison summary."""
+    out = {}
+    if summary.empty:
+        return out
+    for (mk, sk), g in summary.groupby(["method_key", "size_key"]):
+        parts = []
+        for pattern, label in (("class_consistency", "class consistency"), ("eval/fid", "FID")):
+            hit = g[g["metric"].str.contains(pattern, regex=False)].sort_values("metric")
+            if len(hit):
+                parts.append(f"{label} {tables.fmt_ci(hit['mean'].iloc[0], hit['ci_low'].iloc[0], hit['ci_high'].iloc[0])}")
+        out[(mk, sk)] = " · ".join(parts)
+    return out
+
+
 def build_report(tracking_uri: str, out_dir, sweep: str | None = None,
                  experiment: str | None = None, *, n_boot: int = 200, seed: int = 0,
-                 echo: Callable[[str], None] = print) -> Path:
-    """Build the report of one sweep and/or experiment; returns the path of report.html."""
+                 echo: Callable[[str], None] = print, preface: list[str] | None = None) -> Path:
+    """Build the report of one sweep and/or experiment; returns the path of report.html.
+
+    `preface`: lines shown first in the overview (the demo's wall-clock time and machine, say).
+    """
     raw_runs, history = load_runs(tracking_uri, experiment=experiment, sweep=sweep)
     runs = annotate(raw_runs)
     cur = curves(history, runs)
@@ -107,6 +125,8 @@ def build_report(tracking_uri: str, out_dir, sweep: str | None = None,
 
     # ---------------------------------------------------------------- overview
     sec = page.section("Overview", "overview")
+    for line in preface or []:
+        sec.para(line)
     sec.para(f"Tracking store: {tracking_uri}. Generated {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M UTC}.")
     sec.para(f"{len(runs)} runs; methods: {', '.join(method_label(m) for m in methods)}; "
              f"sizes: {', '.join(sizes['size'])}; {len(metrics)} metrics logged.")
@@ -124,8 +144,41 @@ def build_report(tracking_uri: str, out_dir, sweep: str | None = None,
     if "flops_per_image_total" not in runs or runs["flops_per_image_total"].isna().all():
         sec.note("No flops_per_image_total param logged: FLOPs axes, scaling laws and FLOP speed-ups are unavailable.")
 
-    # ---------------------------------------------------------------- comparison
     summary, per_run, excluded = tables.comparison(runs, history)
+
+    # ---------------------------------------------------------------- samples (pictures first)
+    sec = page.section("Samples", "samples")
+    sec.para("Each method × size: the latest sample grid of its first seed (EMA model, the run's "
+             "sampler), with the seeds' mean class consistency and FID at the matched budget beneath.")
+    grid_html, shown = samples.grids_html(runs, tracking_uri, _grid_captions(summary))
+    if shown:
+        sec.raw(grid_html)
+    else:
+        sec.note("No sample grids logged (tracking.log_samples off, or no artifacts reachable).")
+
+    # ---------------------------------------------------------------- verdict
+    sec = page.section("Verdict: the paper's claims on this run", "verdict")
+    head, details = verdict.verdicts(runs, cur)
+    sec.para("Effect = treatment − baseline on the metric named (FID: negative is better; probe "
+             "accuracy: positive is better), mean over seeds paired by seed, with its 95 % Student-t "
+             "interval. agrees / disagrees: the interval excludes 0 on the paper's side / the other "
+             "side; not resolved: it contains 0, or fewer than 2 paired seeds. Headline: the largest "
+             "size with both methods; equal FLOPs: both read at the smaller final training compute "
+             "(auxiliary forwards included), interpolated between logged points.")
+    if head.empty:
+        sec.note("No claim of the paper is testable here: no method pair of a claim ran at a common size.")
+    else:
+        sec.table(head)
+        disp = details.assign(**{
+            "equal images": [verdict.effect_text(r, "img") for _, r in details.iterrows()],
+            "equal FLOPs": [verdict.effect_text(r, "flops") for _, r in details.iterrows()]})
+        disp = disp[["claim", "size", "metric", "images", "equal images", "img_verdict", "flops",
+                     "equal FLOPs", "flops_verdict", "img_n_pairs", "note"]]
+        disp = disp.assign(images=disp["images"].map(tables.fmt), flops=disp["flops"].map(tables.fmt))
+        sec.details("Every size", table_html(disp))
+        tables.write_all({"verdict": (head, details, "Verdict on the paper's claims")}, tab_dir)
+
+    # ---------------------------------------------------------------- comparison
     sec = page.section("Comparison at matched budgets", "comparison")
     sec.para("Per model size, every method is read at the same number of images seen (the smallest "
              "final budget among the methods); cells are the mean over seeds ± the half-width of a "
@@ -187,7 +240,10 @@ def build_report(tracking_uri: str, out_dir, sweep: str | None = None,
             name = f"isoflop_{slug(m)}"
             sec.figure(figures.save(figures.isoflop(iso_by_method, m), fig_dir, name),
                        f"isoFLOP profiles of {m}", name)
-        elif cm["size_key"].nunique() >= 2:
+        elif cm["size_key"].nunique() < fits.MIN_SIZES:
+            sec.note(f"{m}: isoFLOP profiles and the compute-optimal frontier {fits.NOT_IDENTIFIED}: "
+                     f"{cm['size_key'].nunique()} model size(s), >= {fits.MIN_SIZES} needed.")
+        else:
             sec.note(f"{m}: the sizes' compute ranges do not overlap, so there are no isoFLOP profiles "
                      "(evaluate more often during training).")
     if fit_rows:
@@ -227,8 +283,11 @@ def build_report(tracking_uri: str, out_dir, sweep: str | None = None,
     if summary.empty or not summary["metric"].str.match(PROBE.pattern).any():
         sec.note("No eval/probe_acc_block<l> metrics logged: no probe figure.")
     else:
-        sec.figure(figures.save(figures.probe(summary), fig_dir, "probe_vs_block"),
-                   "Linear-probe accuracy vs block, at the matched budget", "probe_vs_block")
+        depth = verdict._depth_of(runs)
+        marks = {k: verdict.paper_block(int(d)) for k, d in zip(runs["size_key"], depth) if pd.notna(d)}
+        sec.figure(figures.save(figures.probe(summary, marks), fig_dir, "probe_vs_block"),
+                   "Linear-probe accuracy vs block, at the matched budget; dashed: the paper's early "
+                   "block (0.3·depth, block 8 of SiT-XL's 28)", "probe_vs_block")
 
     # ---------------------------------------------------------------- video / audio samples
     from reports.media import add_media_section
@@ -247,5 +306,8 @@ def build_report(tracking_uri: str, out_dir, sweep: str | None = None,
     html_path = out / "report.html"
     html_path.write_text(page.render(), encoding="utf-8")
     echo(tables.terminal_summary(summary, tables.headline_metrics(metrics)))
+    if not head.empty:
+        echo("Verdict on the paper's claims (treatment − baseline, 95 % interval over paired seeds):\n"
+             + tables.to_markdown(head[["claim", "equal images", "verdict (images)", "equal FLOPs", "verdict (FLOPs)"]]))
     echo(f"report: {html_path}")
     return html_path

@@ -182,8 +182,11 @@ def isoflop(iso_by_method: dict, metric: str):
     return fig
 
 
-def probe(summary: pd.DataFrame):
-    """Linear-probe accuracy vs block (1-indexed) per method, one panel per size, at the matched budget."""
+def probe(summary: pd.DataFrame, paper_blocks: dict | None = None):
+    """Linear-probe accuracy vs block (1-indexed) per method, one panel per size, at the matched budget.
+
+    `paper_blocks`: {size_key: block} marks the paper's early block (0.3·depth) with a dashed line.
+    """
     p = summary[summary["metric"].str.match(PROBE.pattern)].copy()
     p["block"] = p["metric"].str.extract(PROBE.pattern)[0].astype(int)
     sizes = sorted(p["size_key"].unique())
@@ -196,6 +199,10 @@ def probe(summary: pd.DataFrame):
             err = np.where(np.isfinite(err), err, 0.0)
             ax.errorbar(g["block"], g["mean"], yerr=err, color=method_color(mk), marker="o",
                         capsize=3, label=method_label(mk))
+        if paper_blocks and size_key in paper_blocks:
+            ax.axvline(paper_blocks[size_key], color="k", ls="--", lw=0.8, alpha=0.6)
+            ax.annotate("paper's block (0.3·depth)", (paper_blocks[size_key], 0.02), xycoords=("data", "axes fraction"),
+                        fontsize=7, rotation=90, ha="right", va="bottom")
         ax.set_xlabel("block (1-indexed)")
         ax.set_title(f"{ps['size'].iloc[0]} — {fmt(ps['budget_images'].iloc[0])} images", fontsize=10)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))

@@ -10,6 +10,10 @@
   envelope; the law of a method is fitted on them. `isoflop_profiles` reads every size at a few
   fixed computes.
 - `speedup`: how many images (and FLOPs) Self-Flow needs to reach a baseline's final value.
+- Identifiability: a frontier law and isoFLOP profiles need >= MIN_SIZES (3) model sizes (with two,
+  the "frontier" is two curves' envelope and the optimum one of two points); a parameter whose
+  bootstrap interval reaches the fit's bounds (b at 0 or B_MAX, c at 0 or the largest value, a over
+  more than A_DECADES decades) is reported as "not identified", not as a number.
 """
 from __future__ import annotations
 
@@ -26,6 +30,10 @@ from reports.data import direction
 from reports.style import SELFFLOW, method_label, sort_methods
 
 LEVEL = 0.95
+MIN_SIZES = 3  # a law over the compute-optimal frontier, isoFLOP profiles: at least this many sizes
+B_MAX = 10.0  # upper bound of the exponent in the fit; an interval that reaches it pins nothing
+A_DECADES = 3.0  # an interval of a wider than this many decades is "not identified"
+NOT_IDENTIFIED = "not identified"
 
 
 # ----------------------------------------------------------------------------- power law
@@ -53,7 +61,7 @@ def _solve(logx, logy, theta0, loss: str):
         return np.log(np.exp(log_a - b * logx) + c) - logy
 
     y_max = float(np.exp(logy.max()))
-    lo, hi = [-60.0, 0.0, 0.0], [60.0, 10.0, y_max]
+    lo, hi = [-60.0, 0.0, 0.0], [60.0, B_MAX, y_max]
     theta0 = np.clip(theta0, [l + 1e-9 for l in lo], [h - 1e-9 for h in hi])
     return least_squares(resid, theta0, bounds=(lo, hi), loss=loss, f_scale=0.05, x_scale="jac")
 
@@ -99,6 +107,29 @@ class FitResult:
     interval: str  # "runs" (seeds resampled) or "residuals"
     groups: int = 0  # how many runs were resampled (per size for a frontier fit)
     level: float = LEVEL
+    y_max: float = math.inf  # the fit's upper bound on c (the largest metric value fitted)
+
+    def identified(self, name: str) -> bool:
+        """Whether the data pin parameter `name`: its interval exists and stays off the fit's bounds
+        (b in [0, B_MAX], c in [0, y_max]); a needs b pinned and an interval within A_DECADES."""
+        lo, hi = self.ci(name)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            return False
+        est = getattr(self.law, name)
+        if name == "b":
+            tol = 1e-6 * B_MAX
+            return lo > tol and hi < B_MAX - tol and 0 < est < B_MAX - tol
+        if name == "c":
+            tol = 1e-6 * max(self.y_max, 1e-12)
+            return lo > tol and hi < self.y_max - tol
+        return self.identified("b") and lo > 0 and math.log10(hi / lo) <= A_DECADES
+
+    def ci_text(self, name: str, fmt) -> str:
+        """'est [lo, hi]' with `fmt` for numbers, or 'not identified (est, interval [lo, hi])'."""
+        est, (lo, hi) = getattr(self.law, name), self.ci(name)
+        if self.identified(name):
+            return f"{fmt(est)} [{fmt(lo)}, {fmt(hi)}]"
+        return f"{NOT_IDENTIFIED} (fit {fmt(est)}, interval [{fmt(lo)}, {fmt(hi)}])"
 
     @property
     def _inflate(self) -> float:
@@ -181,7 +212,7 @@ def bootstrap_power_law(C, y, groups=None, n_boot: int = 200, seed: int = 0,
         kind = "residuals"
     samples = _bootstrap(make_xy, theta, c0, n_boot, rng, loss)
     return FitResult(law=law, n_points=len(C), samples=samples, interval=kind,
-                     groups=len(uniq) if kind == "runs" else 0, level=level)
+                     groups=len(uniq) if kind == "runs" else 0, level=level, y_max=float(y.max()))
 
 
 # ----------------------------------------------------------------------------- curves
@@ -237,7 +268,7 @@ def frontier_points(curves_by_size: dict, sign: int = -1) -> pd.DataFrame:
 
 
 def fit_method_law(cur: pd.DataFrame, metric: str, x: str = "flops_total", n_boot: int = 200,
-                   seed: int = 0, loss: str = "linear", min_sizes: int = 2):
+                   seed: int = 0, loss: str = "linear", min_sizes: int = MIN_SIZES):
     """Fit one method's law on its compute-optimal frontier; returns (FitResult, frontier) or a note.
 
     `cur`: the `reports.data.curves` rows of ONE method and ONE metric. The bootstrap resamples
@@ -248,8 +279,8 @@ def fit_method_law(cur: pd.DataFrame, metric: str, x: str = "flops_total", n_boo
         return None, None, f"{metric}: no power-law fit for a metric that is not lower-is-better"
     sizes = sorted(cur["size_key"].unique())
     if len(sizes) < min_sizes:
-        return None, None, (f"{metric}: only {len(sizes)} model size(s); a scaling law needs "
-                            f">= {min_sizes} sizes")
+        return None, None, (f"{metric}: scaling law {NOT_IDENTIFIED}: only {len(sizes)} model size(s); "
+                            f"a law over the compute-optimal frontier needs >= {min_sizes} sizes")
     if cur[x].isna().all():
         return None, None, f"{metric}: no FLOPs per image logged, so no compute axis"
     cells = {s: {r: _arrays(g, x) for r, g in cur[cur["size_key"] == s].groupby("run_id")} for s in sizes}
@@ -279,11 +310,11 @@ def fit_method_law(cur: pd.DataFrame, metric: str, x: str = "flops_total", n_boo
         res = bootstrap_power_law(full["x"], full["y"], None, n_boot=n_boot, seed=seed, loss=loss)
         samples, kind, groups = res.samples, res.interval, 0
     return FitResult(law=law, n_points=len(full), samples=samples, interval=kind,
-                     groups=groups), full, None
+                     groups=groups, y_max=float(full["y"].max())), full, None
 
 
 def isoflop_profiles(cur: pd.DataFrame, metric: str, x: str = "flops_total",
-                     n_levels: int = 5) -> pd.DataFrame:
+                     n_levels: int = 5, min_sizes: int = MIN_SIZES) -> pd.DataFrame:
     """Metric vs model size at a few fixed computes, for ONE method (`cur` as in fit_method_law).
 
     Levels are log-spaced where at least two sizes have logged points on both sides; each size is
@@ -294,7 +325,7 @@ def isoflop_profiles(cur: pd.DataFrame, metric: str, x: str = "flops_total",
     by_size = {s: mean_curve(g, x) for s, g in cur.groupby("size_key")}
     labels = cur.groupby("size_key")["size"].first().to_dict()
     by_size = {s: c for s, c in by_size.items() if len(c[0]) >= 2}
-    if len(by_size) < 2:
+    if len(by_size) < max(min_sizes, 2):  # with two sizes the "optimum" is one of two points
         return pd.DataFrame(columns=["compute", "size_key", "size", "value", "optimal"])
     los = sorted(c[0][0] for c in by_size.values())
     his = sorted(c[0][-1] for c in by_size.values())

@@ -19,7 +19,7 @@ table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.85em}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}th{background:#f3f3f3}
 td:first-child,th:first-child{text-align:left}
 .note{background:#fff6d6;border-left:4px solid #e0b400;padding:.4em .8em;margin:.5em 0}
-figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}
+figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}img.grid{width:192px;image-rendering:pixelated;border:1px solid #eee}
 figcaption{font-size:.85em;color:#555}
 code{background:#f5f5f5;padding:0 3px}details{margin:.5em 0}
 nav a{margin-right:1em}.scroll{overflow-x:auto;max-width:100%}

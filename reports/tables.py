@@ -139,9 +139,9 @@ def exponents_table(fit_rows: list[dict]) -> pd.DataFrame:
         res = r["result"]
         rows.append({
             "metric": r["metric"], "method": method_label(r["method_key"]),
-            "b (exponent)": fmt_interval(res.law.b, *res.ci("b")),
-            "c (floor)": fmt_interval(res.law.c, *res.ci("c")),
-            "a": fmt_interval(res.law.a, *res.ci("a")),
+            "b (exponent)": res.ci_text("b", fmt),
+            "c (floor)": res.ci_text("c", fmt),
+            "a": res.ci_text("a", fmt),
             "points": res.n_points,
             "interval": (f"95% bootstrap over runs ({res.groups} per size)" if res.interval == "runs"
                          else "95% bootstrap over residuals (one run per size)"),
@@ -157,7 +157,8 @@ def exponents_csv(fit_rows: list[dict]) -> pd.DataFrame:
                "interval": res.interval, "n_boot": len(res.samples)}
         for p in "abc":
             lo, hi = res.ci(p)
-            row.update({p: getattr(res.law, p), f"{p}_low": lo, f"{p}_high": hi})
+            row.update({p: getattr(res.law, p), f"{p}_low": lo, f"{p}_high": hi,
+                        f"{p}_identified": res.identified(p)})
         rows.append(row)
     return pd.DataFrame(rows)
 

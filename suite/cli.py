@@ -21,6 +21,7 @@ COMMANDS = {
     "report": ("suite.commands.report", "build the report (tables, scaling laws, figures, HTML) from MLflow"),
     "encoder": ("suite.commands.encoder", "train a small encoder on built-in data for REPA (`encoder train`)"),
     "demo": ("suite.commands.demo", "the built-in demo: a small scaling grid, evaluation and the report"),
+    "benchmark": ("suite.commands.benchmark", "the paper's question on built-in shapes: 6 methods × 3 seeds × 3 sizes, verdict report"),
     "bench": ("suite.commands.bench", "throughput / FLOPs / memory benchmark of a config, logged to MLflow"),
     "data": ("suite.commands.data", "data tools: `data encode` (VAE latents), `data show`"),
     "config": ("suite.commands.config", "print a resolved config (validates it)"),

@@ -27,6 +27,8 @@ def test_demo_quick_runs_every_method_and_prints_the_report_path(demo):
     html = Path(m.group(1)).read_text()
     for label in ("Vanilla FM", "REPA", "Self-Flow"):
         assert label in html
+    assert "trained and evaluated in" in html and "CPU core(s)" in html  # the time it took, and where
+    assert 'id="samples"' in html and 'id="verdict"' in html
     assert "6 finished" in r.stdout  # 3 methods × 2 sizes
     # every run logged to MLflow with its evaluation metrics
     from mlflow.tracking import MlflowClient

@@ -59,6 +59,7 @@ def test_bootstrap_intervals_cover_the_truth():
             lo, hi = res.ci(name)
             hits[name] += lo <= getattr(TRUE, name) <= hi
         widths.append(np.subtract(*res.ci("b")[::-1]))
+        assert all(res.identified(n) for n in "abc"), res.ci_text("b", str)
     for name, h in hits.items():
         assert h / reps >= 0.8, f"coverage of {name}: {h}/{reps}"
     assert np.median(widths) < 0.3  # b = 0.35: an interval of [0, 1] would "cover" trivially
@@ -70,6 +71,23 @@ def test_single_run_falls_back_to_residual_bootstrap():
     assert res.interval == "residuals"
     lo, hi = res.ci("b")
     assert lo < hi and lo <= TRUE.b + 0.1 and hi >= TRUE.b - 0.1
+
+
+def test_parameters_the_data_cannot_pin_are_not_identified():
+    """Five points of a curve that barely bends: the floor trades off with the exponent, the
+    bootstrap runs into the bounds, and the table says "not identified" instead of numbers."""
+    rng = np.random.default_rng(5)
+    C = np.tile(np.geomspace(1e9, 3e9, 5), 2)
+    y = 50.0 * np.exp(rng.normal(0, 0.05, C.shape))  # flat within noise: no exponent to see
+    res = fits.bootstrap_power_law(C, y, np.repeat([0, 1], 5), n_boot=40)
+    assert not res.identified("b") or not res.identified("c")
+    assert not res.identified("a")
+    text = " ".join(res.ci_text(n, fits_fmt) for n in "abc")
+    assert fits.NOT_IDENTIFIED in text
+
+
+def fits_fmt(x):
+    return f"{x:.3g}"
 
 
 def test_fit_refuses_too_few_points():
@@ -156,8 +174,12 @@ def test_frontier_fit_and_notes():
     one = cur[cur["size_key"] == 1e5]
     res1, _, note1 = fits.fit_method_law(one, "val/loss_t0.5")
     assert res1 is None and "only 1 model size" in note1
-    _, _, note2 = fits.fit_method_law(cur.assign(metric="eval/probe_acc_block2"), "eval/probe_acc_block2")
-    assert "not lower-is-better" in note2
+    two = cur[cur["size_key"] != 1e6]
+    res2, _, note2 = fits.fit_method_law(two, "val/loss_t0.5")
+    assert res2 is None and fits.NOT_IDENTIFIED in note2 and "only 2 model size" in note2
+    assert fits.isoflop_profiles(two, "val/loss_t0.5").empty
+    _, _, note3 = fits.fit_method_law(cur.assign(metric="eval/probe_acc_block2"), "eval/probe_acc_block2")
+    assert "not lower-is-better" in note3
 
 
 def test_speedups_frame_with_seed_intervals():
