@@ -24,6 +24,8 @@ from pathlib import Path
 import pandas as pd
 
 from reports import figures, fits, samples, tables, verdict
+from reports.bench import add_cost_section
+from reports.media import add_media
 from reports.data import PROBE, annotate, curves, fit_metric
 from reports.html import Page, table_html
 from reports.mlflow_io import load_runs
@@ -153,7 +155,7 @@ def build_report(tracking_uri: str, out_dir, sweep: str | None = None,
     grid_html, shown = samples.grids_html(runs, tracking_uri, _grid_captions(summary))
     if shown:
         sec.raw(grid_html)
-    else:
+    if not add_media(sec, runs, tracking_uri) and not shown:  # video GIFs, audio players and spectrograms
         sec.note("No sample grids logged (tracking.log_samples off, or no artifacts reachable).")
 
     # ---------------------------------------------------------------- verdict
@@ -289,10 +291,8 @@ def build_report(tracking_uri: str, out_dir, sweep: str | None = None,
                    "Linear-probe accuracy vs block, at the matched budget; dashed: the paper's early "
                    "block (0.3·depth, block 8 of SiT-XL's 28)", "probe_vs_block")
 
-    # ---------------------------------------------------------------- video / audio samples
-    from reports.media import add_media_section
-
-    add_media_section(page, runs, tracking_uri)
+    # ---------------------------------------------------------------- cost
+    add_cost_section(page, tracking_uri)  # the latest `suite bench` table (training step cost per method)
 
     # ---------------------------------------------------------------- configs, versions
     sec = page.section("Configurations", "configs")

@@ -44,8 +44,9 @@ def media_html(suffix: str, data: bytes, caption: str) -> str:
     return f'<figure class="media"><img alt="{esc(caption)}" src="{uri}"><figcaption>{esc(caption)}</figcaption></figure>'
 
 
-def add_media_section(page, runs: pd.DataFrame, tracking_uri: str) -> int:
-    """A 'Samples' section with every video/audio run's latest media; returns how many embedded."""
+def add_media(sec, runs: pd.DataFrame, tracking_uri: str) -> int:
+    """Every video/audio run's latest media, appended to the report's 'Samples' section (pictures
+    first); returns how many were embedded."""
     from reports.mlflow_io import _client
 
     client = _client(tracking_uri)
@@ -62,7 +63,6 @@ def add_media_section(page, runs: pd.DataFrame, tracking_uri: str) -> int:
                     what = {".gif": "video samples", ".wav": "audio samples", ".spectrogram.png": "spectrogram"}[suffix]
                     blocks.append(media_html(suffix, local.read_bytes(), f"{label}: {what}, {Path(found[suffix]).name}"))
     if blocks:
-        sec = page.section("Samples", "samples")
         sec.para("Each run's latest samples (EMA weights, classes in turn), as logged to MLflow: "
                  "videos as looping GIFs, audio as WAV players with their spectrograms.")
         sec.raw('<div class="media-grid">' + "".join(blocks) + "</div>")

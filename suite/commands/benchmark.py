@@ -1,5 +1,5 @@
 """`suite benchmark [--profile cpu|gpu|smoke] [--out DIR] [--dry-run]`: argument wiring only; the
-benchmark itself (methods, profiles, data, why) is suite/benchmark.py."""
+benchmark itself (methods, profiles, data, why) is suite/commands/benchmark_spec.py."""
 from __future__ import annotations
 
 import time
