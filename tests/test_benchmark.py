@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from suite import benchmark
+from suite.commands import benchmark_spec as benchmark
 from suite.sweeps.spec import parse_sweep_spec
 
 

@@ -14,7 +14,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from suite import benchmark
+    from suite.commands import benchmark_spec as benchmark
     from suite.sweeps.dispatch import run_sweep
     from suite.sweeps.plan import tracking_settings
     from suite.sweeps.spec import parse_sweep_spec
