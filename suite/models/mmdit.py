@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from suite.models.init import init_adaln_zero
 from suite.models.modality import make_modality
 from suite.models.qknorm import QKNorm
 from suite.models.rope import apply_rope, data_positions, rope_angles, token_ids
@@ -212,22 +213,9 @@ class MMDiT(nn.Module):
 
     def initialize_weights(self) -> None:
         """xavier linears, N(0, 0.02) embedders, zero modulation outputs and output layer (adaLN-Zero)."""
-
-        def _basic(m):
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-
-        self.apply(_basic)
-        nn.init.normal_(self.text_embedder.weight, std=0.02)
-        nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
-        nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
-        for mod in (self.img_modulation, self.txt_modulation, self.single_modulation, self.final_layer.adaLN_modulation):
-            nn.init.zeros_(mod[-1].weight)
-            nn.init.zeros_(mod[-1].bias)
-        nn.init.zeros_(self.final_layer.linear.weight)
-        nn.init.zeros_(self.final_layer.linear.bias)
+        init_adaln_zero(self, [self.text_embedder, self.t_embedder.mlp[0], self.t_embedder.mlp[2]],
+                        [mod[-1] for mod in (self.img_modulation, self.txt_modulation, self.single_modulation,
+                                             self.final_layer.adaLN_modulation)] + [self.final_layer.linear])
 
     def text_tokens(self, y: torch.Tensor) -> torch.Tensor:
         """(B,) class labels or (B, L) token ids → (B, L, D)."""

@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from suite.models.init import init_adaln_zero
 from suite.models.modality import make_modality, timestep_frequencies
 from suite.models.token_times import Times, TokenTimes
 
@@ -133,24 +134,9 @@ class SiT(nn.Module):
 
     def initialize_weights(self) -> None:
         """DiT init: xavier linears, N(0, 0.02) embedders, zero adaLN and output (adaLN-Zero)."""
-
-        def _basic(m):
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-
-        self.apply(_basic)
-        nn.init.normal_(self.y_embedder.weight, std=0.02)
-        nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
-        nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
-        for block in self.blocks:
-            nn.init.zeros_(block.adaLN_modulation[-1].weight)
-            nn.init.zeros_(block.adaLN_modulation[-1].bias)
-        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].weight)
-        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
-        nn.init.zeros_(self.final_layer.linear.weight)
-        nn.init.zeros_(self.final_layer.linear.bias)
+        init_adaln_zero(self, [self.y_embedder, self.t_embedder.mlp[0], self.t_embedder.mlp[2]],
+                        [*(b.adaLN_modulation[-1] for b in self.blocks), self.final_layer.adaLN_modulation[-1],
+                         self.final_layer.linear])
 
     def condition(self, t: Times, y: torch.Tensor) -> Conditioning:
         """t (B,), (B, N) or TokenTimes; y (B,) → c = t_embed(t) + y_embed(y) by level."""
