@@ -74,20 +74,18 @@ def all_reduce_mean(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return x
 
 
+@torch.no_grad()
 def average_gradients_across_ranks(module: nn.Module, info: DistInfo) -> None:
     """Under DDP, parameters outside the DDP-wrapped model (a method's projectors) would keep each
-    rank's own gradient, so ranks would drift apart (and clip by different norms): average each of
-    their gradients over the ranks as soon as backward has accumulated it."""
+    rank's own gradient, so ranks would drift apart (and clip by different norms): the trainer calls
+    this after every training backward to average their gradients over the ranks. An explicit call,
+    not a gradient hook, so a backward on one rank alone (the FLOP count) never waits on the others."""
     if not info.enabled:
         return
-
-    def average(p: torch.Tensor) -> None:
-        dist.all_reduce(p.grad)
-        p.grad /= info.world_size
-
     for p in module.parameters():
-        if p.requires_grad:
-            p.register_post_accumulate_grad_hook(average)
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= info.world_size
 
 
 @torch.no_grad()

@@ -12,6 +12,13 @@ import torch
 from suite.train.distributed import DistInfo, all_reduce_mean
 
 
+def _plain(t: torch.Tensor) -> torch.Tensor:
+    """A value computed from FSDP-sharded parameters may be a DTensor: its full value as a plain
+    tensor (a collective every rank makes in the same step, not a host sync)."""
+    full = getattr(t, "full_tensor", None)
+    return full() if callable(full) else t
+
+
 class LogWindow:
     def __init__(self, dist: DistInfo):
         self.dist = dist
@@ -23,14 +30,14 @@ class LogWindow:
     def add(self, logs: dict[str, torch.Tensor], host: dict[str, float], loss: torch.Tensor, step: int) -> None:
         """One step's logs (tensors, kept on the device) and its loss, checked for finiteness."""
         for k, v in logs.items():
-            v = v.detach().float()
+            v = _plain(v.detach()).float()
             self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
         for k, v in host.items():
             self.host.setdefault(k, []).append(v)
         self.steps += 1
-        bad = ~torch.isfinite(loss.detach())  # device-side, no sync
+        bad = ~torch.isfinite(_plain(loss.detach()))  # device-side, no sync
         if self.bad_step is None:
-            self.bad_step = torch.full((), -1, dtype=torch.long, device=loss.device)
+            self.bad_step = torch.full((), -1, dtype=torch.long, device=bad.device)
         self.bad_step = torch.where(bad & (self.bad_step < 0), step, self.bad_step)
 
     def nonfinite(self) -> bool:

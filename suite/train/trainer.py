@@ -128,7 +128,6 @@ class Trainer:
         self.net = self.model
         if self.parallel == "ddp":
             self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-            average_gradients_across_ranks(self.method, self.dist)  # projectors live outside the DDP wrapper
         if cfg.train.compile:
             self.net = torch.compile(self.net)
 
@@ -251,6 +250,8 @@ class Trainer:
             out = self.method.loss(batch, self.net, self.ema, self.step)
         self.opt.zero_grad(set_to_none=True)
         out.loss.backward()
+        if self.parallel == "ddp":
+            average_gradients_across_ranks(self.method, self.dist)  # projectors live outside the DDP wrapper
         params = [p for g in self.opt.param_groups for p in g["params"]]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.optim.grad_clip, foreach=True)
         self._phase = "update"
