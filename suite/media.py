@@ -145,11 +145,6 @@ def save_samples(samples: torch.Tensor, out_dir, stem: str, rate: float | None =
     return paths
 
 
-def data_rate(dataset) -> float | None:
-    """Frames or samples per second of a dataset's clips (None for images)."""
-    return getattr(dataset, "rate", None)
-
-
 def write_each(samples: torch.Tensor, labels: torch.Tensor, out_dir, data_cfg) -> list[Path]:
     """`suite sample` for video/audio: `<i>_class<y>.gif|.wav` per sample plus `grid.*` of the first 64."""
     from suite.data import clip_rate
@@ -165,7 +160,7 @@ def show_dataset(dataset, out: str, n: int = 64) -> list[Path]:
     """`suite data show` for video/audio: the first n clips as GIF / WAV + spectrogram, captions beside."""
     p = Path(out)
     clips = torch.stack([dataset[i]["pixels"] for i in range(min(n, len(dataset)))])
-    paths = save_samples(clips, p.parent, p.stem, data_rate(dataset), nrow=8)
+    paths = save_samples(clips, p.parent, p.stem, getattr(dataset, "rate", None), nrow=8)  # a built dataset knows its rate
     captions = getattr(dataset, "captions", None)
     if captions is not None:
         cap = p.parent / f"{p.stem}.captions.txt"

@@ -300,7 +300,8 @@ class Trainer:
     def write_samples(self) -> list[Path]:
         """64 samples, classes in turn: a PNG grid (images), GIF (video) or WAV + spectrogram (audio)."""
         from suite.evaluation.images import generated_to_pixels
-        from suite.media import data_rate, save_samples
+        from suite.data import clip_rate
+        from suite.media import save_samples
         from suite.sampling import sample_images
 
         n = 64
@@ -313,7 +314,7 @@ class Trainer:
             pixels = generated_to_pixels(x0, self.train_set)
         except SuiteError:  # latents without a decoder (data.vae unset): nothing a person could view
             return []
-        return save_samples(pixels, self.run_dir / "samples", f"grid-{self.images_seen:010d}", data_rate(self.train_set), nrow=8)
+        return save_samples(pixels, self.run_dir / "samples", f"grid-{self.images_seen:010d}", clip_rate(self.cfg.data), nrow=8)
 
     def _evaluator(self):
         if not self.cfg.eval.metrics:
