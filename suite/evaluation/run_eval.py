@@ -37,14 +37,9 @@ def plan(cfg, metrics=None, n: int | None = None) -> tuple[dict[str, list[Metric
             probe = True
             continue
         for s in parse_metric(m, n, e.extractor, e.backends):
-            kind = _extractor_kind(s.extractor if s.extractor is not None else "auto", cfg)
+            kind = extractor_kind(s.extractor if s.extractor is not None else "auto", cfg.data.name)  # auto/domain/<data>-classifier → domain
             groups.setdefault(kind, []).append(s)
     return groups, probe
-
-
-def _extractor_kind(name: str, cfg) -> str:
-    """Normalise `auto`, `domain`, `<dataset>-classifier` to one key."""
-    return extractor_kind(name, cfg.data.name)
 
 
 class Evaluator:
