@@ -45,16 +45,19 @@ def meta_backbone(cfg):
         return None
     shape, num_classes = described
     model_key = tuple(sorted(dataclasses.asdict(cfg.model).items()))
-    return _meta_backbone(model_key, tuple(shape), num_classes or 1, condition_kind(cfg.data))
+    return _meta_backbone(type(cfg.model), model_key, tuple(shape), num_classes or 1,
+                          condition_kind(cfg.data))
 
 
 @functools.lru_cache(maxsize=256)
-def _meta_backbone(model_key: tuple, shape: tuple, num_classes: int, condition: str):
-    from suite.config import ModelConfig
+def _meta_backbone(config_type: type, model_key: tuple, shape: tuple, num_classes: int,
+                   condition: str):
+    # config_type is passed in (not imported) so validation never imports suite.config, which
+    # imports it: the core's packages stay acyclic.
     from suite.models import build_model, check_condition
 
     with torch.device("meta"):
-        model = build_model(ModelConfig(**dict(model_key)), shape, num_classes)
+        model = build_model(config_type(**dict(model_key)), shape, num_classes)
     check_condition(model, condition)
     return model
 
