@@ -291,3 +291,26 @@ def test_clap_text_model_found_in_a_prefilled_hub_cache(tmp_path, clap_files):
     (tmp_path / "hub" / "models--roberta-base" / "refs").mkdir()
     (tmp_path / "hub" / "models--roberta-base" / "refs" / "main").write_text("0123abc")
     assert text_model_dir(None, hub_cache=str(tmp_path / "hub")) == snap
+
+
+# ----------------------------------------------------------------------------- `suite eval` end to end
+def test_suite_eval_fvd_on_a_trained_video_run_and_one_line_for_missing_weights(tmp_path, capsys):
+    from suite.cli import main
+    from suite.config import load_run_config
+    from suite.train import train
+
+    cfg = load_run_config("builtin:demo-moving-shapes", [
+        f"train.runs_root={tmp_path / 'runs'}", "name=video", "data.num_images=64", "train.total_images=32",
+        "train.batch_size=16", "train.log_every_images=16", "train.ckpt_every_images=32", "train.threads=1",
+        "train.progress=false", "train.val_images=16", "sampling.steps=2", "tracking.enabled=false"])
+    run_dir = train(cfg).run_dir
+    i3d_path = standins.tiny_i3d_torchscript(tmp_path)
+    capsys.readouterr()
+    rc = main(["eval", str(run_dir), "--n", "8", "--metrics", "fvd8_i3d", "--no-log", "--set", f"eval.i3d_weights={tmp_path / 'none.pt'}",
+               "--set", f"eval.cache_dir={tmp_path / 'cache'}"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "none.pt" in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    rc = main(["eval", str(run_dir), "--n", "8", "--metrics", "fvd8_i3d", "--no-log", "--set", f"eval.i3d_weights={i3d_path}",
+               "--set", "eval.batch_size=8", "--set", f"eval.cache_dir={tmp_path / 'cache'}"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "eval/fvd8_i3d" in out
