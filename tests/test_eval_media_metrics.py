@@ -2,6 +2,8 @@
 on tiny random stand-ins of the real classes (no weights, no download)."""
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 import torch
@@ -314,3 +316,24 @@ def test_suite_eval_fvd_on_a_trained_video_run_and_one_line_for_missing_weights(
                "--set", "eval.batch_size=8", "--set", f"eval.cache_dir={tmp_path / 'cache'}"])
     out = capsys.readouterr().out
     assert rc == 0 and "eval/fvd8_i3d" in out
+
+
+def test_videomae_architecture_rule_rebuilds_the_released_vit_g():
+    """On the meta device (no memory): the shapes of cd-fvd's ViT-g (the released SSv2 model)
+    give back the same architecture, key for key and shape for shape."""
+    from functools import partial
+
+    from cdfvd.third_party.VideoMAEv2.videomaev2_finetune import VisionTransformer, vit_giant_patch14_224
+
+    from suite.evaluation.video_features import videomae_arch
+
+    cpu_linspace = torch.linspace  # the class reads its drop-path schedule with .item(), which meta tensors refuse
+    with torch.device("meta"), mock.patch.object(torch, "linspace", lambda *a, **k: cpu_linspace(*a, **{**k, "device": "cpu"})), \
+         mock.patch("cdfvd.third_party.VideoMAEv2.videomaev2_finetune.get_sinusoid_encoding_table",
+                    lambda n, d: torch.zeros(1, n, d)):  # a fixed table, not in the state dict; slow in pure Python at ViT-g size
+        released = vit_giant_patch14_224(img_size=224, pretrained=False, num_classes=174, all_frames=16, tubelet_size=2,
+                                         use_mean_pooling=True).state_dict()
+        arch = videomae_arch(released)
+        rebuilt = VisionTransformer(norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), **arch).state_dict()
+    assert arch["num_heads"] == 16 and arch["depth"] == 40 and arch["embed_dim"] == 1408 and arch["num_classes"] == 174
+    assert {k: v.shape for k, v in rebuilt.items()} == {k: v.shape for k, v in released.items()}
