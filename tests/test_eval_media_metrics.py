@@ -40,7 +40,7 @@ def frechet_metric(kind: str, name: str, gen: torch.Tensor, real: torch.Tensor, 
 def clips():
     from suite.data.video import make_moving_shapes
 
-    x, y, _ = make_moving_shapes(24, 8, 16, 10, seed=1)  # (24, 3, 8, 16, 16) in [-1, 1]
+    x, y, _ = make_moving_shapes(16, 8, 16, 10, seed=1)  # (16, 3, 8, 16, 16) in [-1, 1]
     return ((x + 1) * 127.5).round().to(torch.uint8), y
 
 
@@ -66,10 +66,12 @@ def test_media_metric_names_parse_round_trip_and_validate():
         assert spec.kind == kind and metric_names(spec.kind, spec.n, spec.extractor) == [name]
         assert metric_group(spec, data) == group
     assert [s.kind for s in parse_metric("fvd", 2000, "i3d")] == ["fvd"]  # short kind, with eval.extractor
+    assert metric_group(parse_metric("kid2k_i3d", 500, "auto")[0], video) == "i3d"  # KVD: KID on I3D features
     for bad, data, needle in (("fvd2k_inception", video, "fvd needs a video extractor"), ("fid2k_i3d", video, "fvd2k_i3d"),
                               ("fad2k_i3d", audio, "fad needs an audio extractor"), ("fidframes2k_i3d", video, "image"),
                               ("clapscore2k_inception", audio, "clap-a"), ("fvd2k_auto", video, "video extractor"),
-                              ("fvd2k_nonesuch", video, "unknown feature extractor 'nonesuch'")):
+                              ("fvd2k_nonesuch", video, "unknown feature extractor 'nonesuch'"),
+                              ("isc2k_videomae", video, "isc is not defined for the video extractor")):
         with pytest.raises(ConfigError, match=needle) as e:
             metric_group(parse_metric(bad, 500, "auto")[0], data)
         assert "\n" not in str(e.value)
@@ -95,10 +97,10 @@ def test_config_validation_and_cli_reject_mismatched_metrics_in_one_line(tmp_pat
 # ----------------------------------------------------------------------------- FVD
 def test_fvd_is_the_frechet_distance_of_i3d_features_zero_on_itself_and_grows_with_shuffled_time(i3d, clips):
     x, _ = clips
-    real = i3d.features(x)  # (24, 400)
-    assert real.shape == (24, 400) and torch.equal(real, i3d.features(x))  # deterministic
+    real = i3d.features(x)  # (16, 400)
+    assert real.shape == (16, 400) and torch.equal(real, i3d.features(x))  # deterministic
     assert frechet_metric("fvd", "i3d", real, real) == pytest.approx(0.0, abs=1e-6)
-    half_a, half_b = real[:12], i3d.features(x[12:])
+    half_a, half_b = real[:8], i3d.features(x[8:])
     assert frechet_metric("fvd", "i3d", half_a, half_b) == pytest.approx(direct_frechet(half_a.double().numpy(), half_b.double().numpy()), rel=1e-4)
     swapped = x[:, :, [1, 0, 2, 3, 4, 5, 6, 7]]  # two frames exchanged
     reversed_ = x.flip(2)  # the whole clip played backwards: the shapes move the other way
@@ -150,7 +152,7 @@ def test_framewise_fid_reads_every_frame_with_the_image_extractor(tmp_path, clip
     f = frames.features(x)  # (48, 32)
     per_frame = image.features(x.permute(0, 2, 1, 3, 4).reshape(48, 3, 16, 16))
     assert f.shape == (48, 32) and frames.rows_per_sample == 8 and torch.allclose(f, per_frame)
-    real = frames.features(clips[0][6:12])
+    real = frames.features(clips[0][6:12])  # (48, 32)
     value = frechet_metric("fidframes", "dinov2", f, real, rows=8)
     assert metric_names("fidframes", 6, "dinov2") == ["fdframes6_dinov2"]
     assert value == pytest.approx(direct_frechet(f.double().numpy(), real.double().numpy()), rel=1e-4)

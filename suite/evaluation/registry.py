@@ -61,7 +61,7 @@ def metric_group(spec, data_cfg) -> str:
                           f"extractor ({need[spec.kind][1]}), not {shown!r}")
     if spec.kind == "clapscore" and kind not in TEXT_EXTRACTORS:
         raise ConfigError(f"eval.metrics: clapscore needs an extractor that embeds text ({', '.join(sorted(TEXT_EXTRACTORS))}), not {shown!r}")
-    if spec.kind in ("fid", "kid", "prc") and kind != DOMAIN and media != "image":
+    if spec.kind in ("fid", "isc", "sfid") and kind != DOMAIN and media != "image":  # kid / prc on its features are fine
         prefix = {"video": "fvd", "audio": "fad"}[media]
         raise ConfigError(f"eval.metrics: {kind} reads {media}; its Fréchet distance is {prefix}<n>_{kind} (e.g. {prefix}2k_{kind})"
                           if spec.kind == "fid" else f"eval.metrics: {spec.kind} is not defined for the {media} extractor {kind!r}")
