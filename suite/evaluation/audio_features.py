@@ -126,7 +126,8 @@ def load_clap(name: str, path, text_dir: Path, device="cpu"):
         sd = torch.load(p, map_location="cpu", weights_only=False)  # published files hold a pickled 'state_dict'
         amodel = audio_model_name(sd.get("state_dict", sd) if isinstance(sd, dict) else {})
         del sd
-        with _redirect(RobertaModel, text_dir), _redirect(RobertaTokenizer, text_dir), contextlib.redirect_stdout(open(os.devnull, "w")):
+        with open(os.devnull, "w") as quiet, _redirect(RobertaModel, text_dir), _redirect(RobertaTokenizer, text_dir), \
+                contextlib.redirect_stdout(quiet):  # laion-clap prints per-parameter load reports
             model = laion_clap.CLAP_Module(enable_fusion=False, amodel=amodel, device=torch.device(device))
             model.load_ckpt(ckpt=str(p), verbose=False)
     except (RuntimeError, KeyError, ValueError, AttributeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError) as e:
