@@ -14,4 +14,9 @@ if ! "$VENV/bin/python" -c "import torch, torchvision" 2>/dev/null; then
   quiet_pip install -q $TORCH_SPEC
 fi
 quiet_pip install -q -e ".[dev]"
+# FAD-CLAP / CLAP score (the `audio` extra, docs/EVALUATION.md): laion-clap 1.1.7 pins numpy 1.26.4,
+# which would downgrade the suite's numpy 2; it runs on numpy 2, so it goes in without its pins,
+# plus only what `import laion_clap` and its inference path use (about 240 MB, mostly numba/llvmlite).
+quiet_pip install -q --no-deps "laion-clap==1.1.7"
+quiet_pip install -q librosa "torchlibrosa==0.1.0" ftfy braceexpand webdataset h5py wget
 echo "installed: $("$VENV/bin/python" -c 'import torch; print("torch", torch.__version__)') into $VENV"

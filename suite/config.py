@@ -118,6 +118,11 @@ class EvalConfig:
     backends: list[str] = field(default_factory=lambda: ["torch-fidelity"])  # torch-fidelity and/or clean-fid
     inception_weights: Optional[str] = None
     dinov2_weights: Optional[str] = None
+    i3d_weights: Optional[str] = None  # FVD-I3D: StyleGAN-V's i3d_torchscript.pt or TATS' i3d_pretrained_400.pt
+    videomae_weights: Optional[str] = None  # FVD-VideoMAE: VideoMAE-v2 vit_g_hybrid_pt_1200e_ssv2_ft.pth
+    clap_music_weights: Optional[str] = None  # FAD-CLAP-M: LAION-CLAP music_audioset_epoch_15_esc_90.14.pt
+    clap_audio_weights: Optional[str] = None  # FAD-CLAP-A / CLAP score: LAION-CLAP 630k-audioset-best.pt
+    clap_text_model: Optional[str] = None  # CLAP's roberta-base: a local directory; None: the Hugging Face cache
     reference_npz: Optional[str] = None  # ADM reference batch (VIRTUAL_imagenet256_labeled.npz)
     probe_blocks: list[int] = field(default_factory=list)  # empty: every block
     probe_t: float = 0.5

@@ -94,7 +94,7 @@ def _check_ranges(cfg) -> None:
 
 def _check_eval(cfg) -> None:
     from suite.evaluation.metrics import backend_name, parse_metric
-    from suite.evaluation.registry import extractor_kind
+    from suite.evaluation.registry import extractor_kind, metric_group
 
     e = cfg.eval
     for b in e.backends:
@@ -106,6 +106,8 @@ def _check_eval(cfg) -> None:
         for spec in _as_config_error(parse_metric, m, e.n_samples, e.extractor, e.backends):
             if spec.extractor is not None:
                 extractor_kind(spec.extractor, cfg.data.name)
+            if spec.kind != "class_consistency":
+                metric_group(spec, cfg.data)  # the metric suits its extractor (fvd: video, fad: audio, …)
 
 
 def _as_config_error(fn, *args):

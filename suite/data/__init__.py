@@ -101,7 +101,17 @@ def _shapes(c) -> Dataset:
 def _media(c) -> Dataset:
     clips, labels, captions, kind, rate, class_names = _builtin_media(
         c.name, c.image_size, c.frames, c.audio_length, c.sample_rate, c.num_images, c.num_classes, c.seed)
-    return TensorMediaDataset(clips, labels, captions, c.num_classes, c.name, kind, rate, class_names)
+    return TensorMediaDataset(clips, labels, captions, c.num_classes, c.name, kind, rate, class_names, _class_captions(c.name))
+
+
+def _class_captions(name: str) -> list[str]:
+    if name == "moving-shapes":
+        from suite.data.video import MOVING_SHAPE_CLASS_CAPTIONS
+
+        return MOVING_SHAPE_CLASS_CAPTIONS
+    from suite.data.audio import TONE_CLASS_CAPTIONS
+
+    return TONE_CLASS_CAPTIONS
 
 
 def _video_fps(c) -> float:

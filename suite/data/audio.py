@@ -14,6 +14,7 @@ import torch
 TIMBRES = ("sine", "square", "sawtooth", "plucked", "tremolo")
 PATTERNS = ("rising", "falling")
 TONE_CLASS_NAMES = [f"{t}-{p}" for t in TIMBRES for p in PATTERNS]  # 10 classes
+TONE_CLASS_CAPTIONS = [f"a {t} tone {p}" for t in TIMBRES for p in PATTERNS]  # what a class says (captions add the pitch)
 FIFTH = 1.5  # frequency ratio between the two notes
 BASE_PITCHES = (220.0, 262.0, 330.0, 392.0)  # A3, C4, E4, G4: the first note's pitch
 

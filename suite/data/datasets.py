@@ -35,11 +35,12 @@ class TensorMediaDataset(Dataset):
     No flips: mirroring a clip would change its class (the direction of motion)."""
 
     def __init__(self, clips: torch.Tensor, labels: torch.Tensor, captions: list[str], num_classes: int, name: str,
-                 kind: str, rate: float, class_names: list[str]):
+                 kind: str, rate: float, class_names: list[str], class_captions: list[str] | None = None):
         self.images, self.labels, self.captions, self.num_classes, self.name = clips, labels, captions, num_classes, name
         self.kind = kind  # "video" | "audio" (suite.media reads it)
         self.rate = rate  # frames per second (video) or samples per second (audio)
         self.class_names = class_names[:num_classes]
+        self.class_captions = None if class_captions is None else class_captions[:num_classes]  # a caption per class (CLAP score)
         self.image_shape = self.pixel_shape = tuple(clips.shape[1:])  # (3, T, H, W) | (1, L)
 
     def __len__(self) -> int:

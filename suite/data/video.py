@@ -14,6 +14,7 @@ from suite.data.builtin import SHAPE_KINDS, _shape_mask
 
 DIRECTIONS = ("left", "right")  # horizontal motion: the direction a shape travels
 MOVING_SHAPE_CLASS_NAMES = [f"{k}-{d}" for k in SHAPE_KINDS for d in DIRECTIONS]  # 10 classes
+MOVING_SHAPE_CLASS_CAPTIONS = [f"a {k} moving {d}" for k in SHAPE_KINDS for d in DIRECTIONS]  # captions add the colour
 COLOURS = {  # name → RGB in [0, 1]; not part of the class
     "red": (0.95, 0.25, 0.2), "blue": (0.2, 0.5, 0.95), "green": (0.25, 0.85, 0.3),
     "yellow": (0.95, 0.85, 0.2), "white": (0.95, 0.95, 0.95),

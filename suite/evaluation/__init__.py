@@ -23,7 +23,7 @@ def _versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ("selfflow-suite", "torch", "torch-fidelity", "clean-fid", "numpy", "scipy", "transformers"):
+    for pkg in ("selfflow-suite", "torch", "torch-fidelity", "clean-fid", "numpy", "scipy", "transformers", "cd-fvd", "laion-clap"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:

@@ -11,7 +11,8 @@ Fréchet distance (frechet.py; equal to torch-fidelity's eigvals formula, tested
 ADM's (measuring.md §1).
 
 Names (ARCHITECTURE.md): `fid2k_digits-classifier`, `kid500_inception`, `fd10k_dinov2`,
-`fd2k_moving-shapes-classifier`, `fd2k_tones-classifier`,
+`fd2k_moving-shapes-classifier`, `fd2k_tones-classifier`, `fvd2k_i3d`, `fvd2k_videomae`,
+`fidframes2k_inception` (frame-wise FID of video), `fad2k_clap-a`, `clapscore2k_clap-a`,
 `precision2k_digits-classifier`, `isc50k_inception`, `sfid50k_inception`, `class_consistency2k`,
 `fid2k_digits-classifier_cleanfid`. The sample count is always part of the name.
 """
@@ -25,11 +26,13 @@ import torch
 
 from suite.errors import SuiteError
 
-KINDS = ("fid", "sfid", "kid", "isc", "prc", "class_consistency")
-ALIASES = {"is": "isc", "fd": "fid", "precision": "prc", "recall": "prc", "precision_recall": "prc", "pr": "prc"}
+KINDS = ("fid", "sfid", "kid", "isc", "prc", "class_consistency", "fvd", "fad", "fidframes", "clapscore")
+FRECHET_KINDS = ("fid", "fvd", "fad", "fidframes")  # Fréchet distances of features (video: fvd, audio: fad, frames: fidframes)
+ALIASES = {"is": "isc", "fd": "fid", "precision": "prc", "recall": "prc", "precision_recall": "prc", "pr": "prc",
+           "fdframes": "fidframes", "fd_frames": "fidframes", "fid_frames": "fidframes", "clap_score": "clapscore"}
 BACKENDS = ("torch-fidelity", "clean-fid")
 _BACKEND_ALIASES = {"torch_fidelity": "torch-fidelity", "torchfidelity": "torch-fidelity", "cleanfid": "clean-fid", "clean_fid": "clean-fid"}
-_FULL = re.compile(r"^(fid|sfid|fd|kid|isc|precision|recall)(\d+k?)_([A-Za-z0-9.\-]+?)(_cleanfid)?$")
+_FULL = re.compile(r"^(fidframes|fdframes|fid|sfid|fd|fvd|fad|kid|isc|precision|recall|clapscore)(\d+k?)_([A-Za-z0-9.\-]+?)(_cleanfid)?$")
 _CC = re.compile(r"^class_consistency(\d+k?)$")
 
 
@@ -51,7 +54,7 @@ def backend_name(b: str) -> str:
 
 @dataclass(frozen=True)
 class MetricSpec:
-    kind: str  # fid | sfid | kid | isc | prc | class_consistency
+    kind: str  # fid | sfid | kid | isc | prc | class_consistency | fvd | fad | fidframes | clapscore
     n: int  # generated samples
     extractor: str | None  # extractor kind as in eval.extractor (auto | inception | dinov2 | <name>); None: class consistency
     backend: str = "torch-fidelity"
@@ -63,6 +66,8 @@ def parse_metric(spec: str, default_n: int, default_extractor: str, backends=("t
     m = _FULL.match(s)
     if m:
         kind = ALIASES.get(m.group(1), m.group(1))
+        if m.group(4) and kind not in ("fid", "kid"):
+            raise SuiteError(f"eval.metrics: {spec!r}: clean-fid computes only fid and kid")
         return [MetricSpec(kind, parse_count(m.group(2)), m.group(3), "clean-fid" if m.group(4) else "torch-fidelity")]
     m = _CC.match(s)
     if m:
@@ -73,18 +78,23 @@ def parse_metric(spec: str, default_n: int, default_extractor: str, backends=("t
     if kind == "class_consistency":
         return [MetricSpec(kind, default_n, None)]
     bs = [backend_name(b) for b in backends]
-    if kind in ("isc", "prc", "sfid"):  # clean-fid has none of these
+    if kind not in ("fid", "kid"):  # clean-fid has only these
         bs = ["torch-fidelity"]
     return [MetricSpec(kind, default_n, default_extractor, b) for b in bs]
 
 
 def frechet_prefix(extractor_name: str | None) -> str:
     """`fid` for Inception-style image features; `fd` (Fréchet distance) for DINOv2 and the video /
-    audio domain classifiers (`fd2k_moving-shapes-classifier`, `fd2k_tones-classifier`)."""
+    audio domain classifiers (`fd2k_moving-shapes-classifier`, `fd2k_tones-classifier`); `fvd` for
+    registered video networks (`fvd2k_i3d`), `fad` for audio ones (`fad2k_clap-a`)."""
     from suite.data import MEDIA_DATASETS
+    from suite.evaluation.registry import EXTRACTOR_MEDIA
 
-    media = {f"{d}-classifier" for d in MEDIA_DATASETS}
-    return "fd" if extractor_name == "dinov2" or extractor_name in media else "fid"
+    media = EXTRACTOR_MEDIA.get(extractor_name or "")
+    if media in ("video", "audio"):
+        return "fvd" if media == "video" else "fad"
+    domain_media = {f"{d}-classifier" for d in MEDIA_DATASETS}
+    return "fd" if extractor_name == "dinov2" or extractor_name in domain_media else "fid"
 
 
 def metric_names(kind: str, n: int, extractor_name: str | None, backend: str = "torch-fidelity") -> list[str]:
@@ -93,8 +103,10 @@ def metric_names(kind: str, n: int, extractor_name: str | None, backend: str = "
     if kind == "class_consistency":
         return [f"class_consistency{c}"]
     suffix = "_cleanfid" if backend == "clean-fid" else ""
-    if kind == "fid":
+    if kind in ("fid", "fvd", "fad"):
         return [f"{frechet_prefix(extractor_name)}{c}_{extractor_name}{suffix}"]
+    if kind == "fidframes":  # frame-wise: fidframes2k_inception, fdframes2k_dinov2
+        return [f"{frechet_prefix(extractor_name)}frames{c}_{extractor_name}"]
     if kind == "prc":
         return [f"precision{c}_{extractor_name}{suffix}", f"recall{c}_{extractor_name}{suffix}"]
     return [f"{kind}{c}_{extractor_name}{suffix}"]
@@ -167,19 +179,30 @@ def class_consistency(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def compute_for_extractor(specs: list[MetricSpec], extractor_name: str, gen: dict, ref, labels=None,
-                          seed: int = 0, cleanfid_side: tuple | None = None) -> dict[str, float]:
-    """All specs of one extractor. `gen` holds features/logits of at least max(n) samples.
+                          seed: int = 0, cleanfid_side: tuple | None = None, rows_per_sample: int = 1) -> dict[str, float]:
+    """All specs of one extractor. `gen` holds features/logits of at least max(n) samples
+    (`rows_per_sample` rows each: the frames of a clip for frame-wise FID); `gen["text"]` the
+    text embeddings of each sample's caption (CLAP score).
 
     `cleanfid_side` = (gen_features, ref_mu, ref_sigma, ref_features) when clean-fid computes
     its own features (Inception 'clean' mode); None: clean-fid reads the shared features.
     """
     out: dict[str, float] = {}
     for s in specs:
-        g = {k: v[: s.n] for k, v in gen.items()}
-        if g["features"].shape[0] < s.n:
-            raise SuiteError(f"{s.kind}: {s.n} samples requested, {g['features'].shape[0]} generated")
+        rows = s.n * rows_per_sample
+        g = {k: v[: (s.n if k == "text" else rows)] for k, v in gen.items()}
+        if g["features"].shape[0] < rows:
+            raise SuiteError(f"{s.kind}: {s.n} samples requested, {g['features'].shape[0] // rows_per_sample} generated")
         names = metric_names(s.kind, s.n, extractor_name, s.backend)
-        if s.kind == "class_consistency":
+        if s.kind == "clapscore":
+            from suite.evaluation.audio_features import clap_score
+
+            if "text" not in g:
+                raise SuiteError("clapscore needs the text embeddings of the samples' captions")
+            out[names[0]] = clap_score(g["features"], g["text"])
+        elif s.kind in FRECHET_KINDS and s.backend != "clean-fid":
+            out[names[0]] = fidelity_metric("fid", g, ref, seed)["value"]
+        elif s.kind == "class_consistency":
             if "logits" not in g or labels is None:
                 raise SuiteError("class_consistency needs the domain classifier's logits and the sample labels")
             out[names[0]] = class_consistency(g["logits"], labels[: s.n])

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from suite.evaluation.metrics import MetricSpec, compute_for_extractor, parse_metric
-from suite.evaluation.registry import build_extractor, extractor_kind
+from suite.evaluation.registry import build_extractor, metric_group
 
 PREFIX = "eval/"
 
@@ -26,7 +26,8 @@ def _is_main() -> bool:
 
 
 def plan(cfg, metrics=None, n: int | None = None) -> tuple[dict[str, list[MetricSpec]], bool]:
-    """Requested metrics → ({extractor kind: specs}, whether to run the probe)."""
+    """Requested metrics → ({extractor group: specs}, whether to run the probe). A group is an
+    extractor kind, or `frames:<kind>` (an image extractor on every frame: frame-wise FID)."""
     e = cfg.eval
     names = list(metrics if metrics is not None else e.metrics)
     n = n or e.n_samples
@@ -37,7 +38,7 @@ def plan(cfg, metrics=None, n: int | None = None) -> tuple[dict[str, list[Metric
             probe = True
             continue
         for s in parse_metric(m, n, e.extractor, e.backends):
-            kind = extractor_kind(s.extractor if s.extractor is not None else "auto", cfg.data.name)  # auto/domain/<data>-classifier → domain
+            kind = metric_group(s, cfg.data)  # auto/domain/<data>-classifier → domain; one line if metric and extractor do not fit
             groups.setdefault(kind, []).append(s)
     return groups, probe
 
@@ -93,7 +94,8 @@ class Evaluator:
         e = self.cfg.eval
         out = {"sampling": {**describe(self.cfg.sampling), "seed": e.seed, "chunk_size": e.batch_size}, "n_samples": n_max,
                "metrics": sorted(results),
-               "extractors": {k: {"name": x.name, "fingerprint": x.fingerprint, "weights": x.weights_path} for k, x in self._extractors.items()},
+               "extractors": {k: {"name": x.name, "fingerprint": x.fingerprint, "weights": x.weights_path,
+                                  **({"preprocess": x.preprocess} if hasattr(x, "preprocess") else {})} for k, x in self._extractors.items()},
                "references": {k: r.provenance for k, r in self._references.items()},
                "backends": list(e.backends), "versions": _versions(), "precision": "fp32"}
         if self.probe:
@@ -168,7 +170,10 @@ class Evaluator:
                     if cf_feats[kind]:
                         ref_c = self._references["cleanfid-inception"]
                         side = (torch.cat(cf_feats[kind]), ref_c.mu, ref_c.sigma, ref_c.features)
-                    vals = compute_for_extractor(specs, exts[kind].name, gen, refs[kind], labels, e.seed, side)
+                    if any(s.kind == "clapscore" for s in specs):
+                        gen["text"] = self._caption_features(exts[kind], labels)
+                    vals = compute_for_extractor(specs, exts[kind].name, gen, refs[kind], labels, e.seed, side,
+                                                 rows_per_sample=getattr(exts[kind], "rows_per_sample", 1))
                     results.update({PREFIX + k: v for k, v in vals.items()})
             if self.probe and model is not None:
                 from suite.evaluation.probe import linear_probe
@@ -188,6 +193,19 @@ class Evaluator:
             if grid is not None:  # PNG grid, GIF (video) or WAV + spectrogram (audio)
                 save_samples(to_float(grid[:64]), self.run_dir / "samples", f"eval-{int(images_seen):010d}", clip_rate(self.cfg.data))
         return results
+
+    def _caption_features(self, extractor, labels: torch.Tensor) -> torch.Tensor:
+        """(N,) class labels → (N, D) text embeddings of each label's class caption (CLAP score):
+        the caption of what each sample was generated for, as the dataset words it."""
+        from suite.errors import SuiteError
+
+        captions = getattr(self.dataset(), "class_captions", None)
+        if not captions:
+            raise SuiteError(f"clapscore: dataset {self.cfg.data.name!r} has no class captions")
+        classes = sorted(set(labels.tolist()))
+        table = extractor.text_features([captions[c] for c in classes])  # (K, D)
+        index = {c: i for i, c in enumerate(classes)}
+        return table[torch.tensor([index[int(c)] for c in labels])]  # (N, D)
 
     def _cleanfid_inception(self, kind, device):
         """clean-fid with Inception: its own 'clean' resize and TorchScript model on both sides

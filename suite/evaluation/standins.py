@@ -75,3 +75,103 @@ def tiny_cleanfid_inception(directory, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.jit.script(_TinyTorchScriptInception()).save(str(path))
     return path
+
+
+# ----------------------------------------------------------------------------- video (FVD)
+class _TinyScriptedI3D(torch.nn.Module):
+    """StyleGAN-V's TorchScript I3D call: forward(x, rescale, resize, return_features) on
+    (B, 3, T, H, W) → (B, 400). A temporal convolution and 4 time bins keep frame order in the
+    features (a shuffled clip gives other features), as a real video network's do."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv3d(3, 8, kernel_size=(3, 16, 16), stride=(1, 16, 16), padding=(1, 0, 0))
+        self.pool = torch.nn.AdaptiveAvgPool3d((4, 2, 2))
+        self.head = torch.nn.Linear(8 * 16, 400)
+
+    def forward(self, x, rescale: bool = False, resize: bool = False, return_features: bool = False):
+        if rescale:
+            x = x / 127.5 - 1.0
+        if resize:
+            x = torch.nn.functional.interpolate(x, size=(x.shape[2], 224, 224), mode="trilinear", align_corners=False)
+        h = torch.tanh(self.conv(x))  # (B, 8, T, H/16, W/16)
+        logits = self.head(self.pool(h).flatten(1))  # (B, 400)
+        return logits if return_features else torch.softmax(logits, dim=1)
+
+
+def tiny_i3d_torchscript(directory, seed: int = 0) -> Path:
+    """`<directory>/i3d_torchscript.pt`: a tiny scripted 3-D CNN with StyleGAN-V's I3D signature."""
+    torch.manual_seed(seed)
+    path = Path(directory) / "i3d_torchscript.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.jit.script(_TinyScriptedI3D()).save(str(path))
+    return path
+
+
+def random_i3d_state_dict(directory, seed: int = 0) -> Path:
+    """`<directory>/i3d_pretrained_400.pt`: random weights of cd-fvd's `InceptionI3d` (TATS' file format)."""
+    from cdfvd.third_party.i3d.pytorch_i3d import InceptionI3d
+
+    torch.manual_seed(seed)
+    path = Path(directory) / "i3d_pretrained_400.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(InceptionI3d(400, in_channels=3).state_dict(), path)
+    return path
+
+
+def tiny_videomae(directory, seed: int = 0) -> Path:
+    """`<directory>/videomae_tiny.pth` ({'model': state dict}): cd-fvd's VideoMAE-v2 `VisionTransformer`
+    at the released layout (patch 14, tubelet 2, 16 frames, 224²) but 64 wide and 1 block deep."""
+    from functools import partial
+
+    from cdfvd.third_party.VideoMAEv2.videomaev2_finetune import VisionTransformer
+
+    torch.manual_seed(seed)
+    net = VisionTransformer(img_size=224, patch_size=14, embed_dim=64, depth=1, num_heads=1, mlp_ratio=2.0, qkv_bias=True,
+                            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), num_classes=4, all_frames=16, tubelet_size=2,
+                            use_mean_pooling=True, init_scale=1.0)
+    path = Path(directory) / "videomae_tiny.pth"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": net.state_dict()}, path)
+    return path
+
+
+# ----------------------------------------------------------------------------- audio (CLAP)
+def tiny_roberta(directory, seed: int = 0) -> Path:
+    """A local `roberta-base` stand-in: byte-level tokenizer (no merges) and a 1-layer RoBERTa,
+    768 wide (CLAP's text projection expects 768), saved with `save_pretrained`."""
+    from transformers import RobertaConfig, RobertaModel, RobertaTokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for ch in bytes_to_unicode().values():
+        vocab[ch] = len(vocab)
+    vocab["<mask>"] = len(vocab)
+    RobertaTokenizer(vocab=vocab, merges=[]).save_pretrained(str(d))
+    torch.manual_seed(seed)
+    cfg = RobertaConfig(vocab_size=len(vocab), hidden_size=768, num_hidden_layers=1, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=80, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+    RobertaModel(cfg).save_pretrained(str(d))
+    return d
+
+
+def tiny_clap_checkpoint(path, text_dir, amodel: str = "HTSAT-tiny", seed: int = 0) -> Path:
+    """A random LAION-CLAP checkpoint in the published layout ({'state_dict': {'module.…': …}},
+    with the text branch's position_ids), built by laion_clap.CLAP_Module itself."""
+    from suite.evaluation.audio_features import _redirect, import_laion_clap
+
+    laion_clap = import_laion_clap()
+    from transformers import RobertaModel, RobertaTokenizer
+
+    torch.manual_seed(seed)
+    with _redirect(RobertaModel, Path(text_dir)), _redirect(RobertaTokenizer, Path(text_dir)):
+        model = laion_clap.CLAP_Module(enable_fusion=False, amodel=amodel, device=torch.device("cpu"))
+    sd = {f"module.{k}": v for k, v in model.model.state_dict().items()}
+    n_pos = model.model.text_branch.config.max_position_embeddings
+    sd["module.text_branch.embeddings.position_ids"] = torch.arange(n_pos)[None]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": sd, "epoch": 0}, path)
+    return path
