@@ -132,7 +132,7 @@ def test_encoder_train_on_media_and_repa_aligns_to_it(dataset, tiny_cfg, tmp_pat
 
     out = tmp_path / f"enc-{dataset}"
     assert main(["encoder", "train", "--dataset", dataset, "--kind", "ssl", "--out", str(out), "--steps", "6",
-                 "--batch-size", "16", "--embed-dim", "16", "--depth", "1", "--num-heads", "2", "--threads", "1"]) == 0
+                 "--batch-size", "16", "--num-images", "200", "--embed-dim", "16", "--depth", "1", "--num-heads", "2", "--threads", "1"]) == 0
     meta = json.loads((out / "encoder.json").read_text())
     enc = load_encoder("local", path=str(out))
     assert meta["modality"] == enc.modality == ("video" if dataset == "moving-shapes" else "audio")

@@ -43,6 +43,7 @@ class EncoderTrainConfig:
     temporal_patch: int = 1  # moving-shapes: frames per tubelet
     audio_length: int = 4096  # tones: samples per clip (DataConfig.audio_length)
     sample_rate: int = 8000  # tones: samples per second (DataConfig.sample_rate)
+    num_images: int = 2000  # shapes, moving-shapes, tones: how many examples to generate (DataConfig.num_images)
     embed_dim: int = 64
     depth: int = 3
     num_heads: int = 4
@@ -58,7 +59,7 @@ class EncoderTrainConfig:
 
 def load_pixels(dataset: str, image_size: int, split: str, seed: int = 0, **media) -> tuple[torch.Tensor, torch.Tensor, int]:
     """All `pixels` in [-1, 1] — images (N, 3, H, W), video (N, 3, T, H, W), audio (N, 1, L) —
-    and labels (N,) of a built-in dataset split. `media`: frames, audio_length, sample_rate."""
+    and labels (N,) of a built-in dataset split. `media`: frames, audio_length, sample_rate, num_images."""
     from suite.config import DataConfig
     from suite.data import build_dataset
 
@@ -150,7 +151,7 @@ def train_encoder(cfg: EncoderTrainConfig, out, log=print) -> dict:
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    media = dict(frames=cfg.frames, audio_length=cfg.audio_length, sample_rate=cfg.sample_rate)
+    media = dict(frames=cfg.frames, audio_length=cfg.audio_length, sample_rate=cfg.sample_rate, num_images=cfg.num_images)
     x_train, y_train, num_classes = load_pixels(cfg.dataset, cfg.image_size, "train", **media)
     x_test, y_test, _ = load_pixels(cfg.dataset, cfg.image_size, "test", **media)
     x_train, y_train = x_train.to(device), y_train.to(device)
