@@ -251,6 +251,16 @@ def test_audio_folder_to_oobleck_latents_train_and_decode(tmp_path, tiny_cfg):
     # the stored waveform is the 8 kHz clip resampled to the VAE's 16 kHz: every other sample is the original
     order = [int(p.stem) for c in sorted((tmp_path / "wavs").iterdir()) for p in sorted(c.iterdir())]
     torch.testing.assert_close(shard["pixels"][:, 0, ::2].float() / 32767, waves[order, 0], atol=2e-3, rtol=0)
+    from suite.config import DataConfig
+    from suite.data import build_dataset
+
+    lat = build_dataset(DataConfig(name="latents", root=str(tmp_path / "lat"), vae=str(tmp_path / "oobleck")), "all")
+    assert lat.to_pixels(lat[0]["x0"][None]).shape == (1, 1, 2048)  # decoded to mono at the VAE's rate
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text(json.dumps({"_class_name": "AutoencoderKL"}))
+    wrong = build_dataset(DataConfig(name="latents", root=str(tmp_path / "lat"), vae=str(tmp_path / "other")), "all")
+    with pytest.raises(ConfigError, match="is an AutoencoderKL, but the latents were encoded with an AutoencoderOobleck"):
+        wrong.to_pixels(lat[0]["x0"][None])
     res = _latent_run(tmp_path, tiny_cfg, tmp_path / "lat", tmp_path / "oobleck", 16)
     assert res.status == "finished"
     samples, rate = read_wav(res.run_dir / "samples" / "grid-0000000008.wav")
@@ -288,4 +298,4 @@ def test_media_folder_readers(tmp_path):
     item = ds[0]["pixels"]
     assert item.shape == (2, 1000) and item[:, 800:].abs().max() == 0  # padded with silence
     with pytest.raises(MissingFileError, match="no audio files"):
-        AudioFolderDataset(str(tmp_path / "a" / "c0" / "..") + "/c0", 10, rate)
+        AudioFolderDataset(str(tmp_path / "a" / "c0"), 10, rate)  # files but no class folders

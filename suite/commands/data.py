@@ -29,12 +29,11 @@ def run(args) -> int:
 
     if args.data_command == "encode":
         from suite.data.latents import encode_dataset, folder_dataset, load_vae
-        from suite.data.vae import media_rate, vae_modality
+        from suite.data.vae import vae_modality
 
         vae = load_vae(args.vae, args.device, args.vae_kind)
         modality = vae_modality(vae)
-        ds = folder_dataset(modality, args.folder, image_size=args.image_size, frames=args.frames,
-                            audio_length=args.audio_length, rate=media_rate(vae))
+        ds = folder_dataset(vae, args.folder, image_size=args.image_size, frames=args.frames, audio_length=args.audio_length)
         n = encode_dataset(ds, vae, args.out, shard_size=args.shard_size, batch_size=args.batch_size, device=args.device)
         print(f"encoded {n} {'images' if modality == 'image' else modality + ' clips'} with {type(vae).__name__} into {args.out}: "
               f"train with data.name=latents data.root={args.out} data.vae={args.vae}")

@@ -116,16 +116,31 @@ class LatentDecoder:
             from suite.errors import ConfigError
 
             raise ConfigError("data.vae: metrics and samples on latents need the VAE decoder; set data.vae=<VAE directory>")
-        from suite.data.vae import MODALITY_CLASS, decode_latents, latent_normalisation, load_vae
+        from suite.data.vae import decode_latents, latent_normalisation, load_vae
 
         if self._vae is None:
-            recorded = self.meta.get("modality")
-            self._vae = load_vae(self.vae_path, "cpu", recorded if recorded in MODALITY_CLASS else "auto")
+            self._vae = load_vae(self.vae_path, "cpu", self._vae_kind())
             norm = latent_normalisation(self._vae)
             if "latent_scale" in self.meta:
                 norm = {"shift": list(self.meta["latent_shift"]), "scale": list(self.meta["latent_scale"])}
             self._norm = norm
         return decode_latents(self._vae, x0, self._norm)
+
+    def _vae_kind(self) -> str:
+        """The VAE kind to load: the directory's class, checked against the one the shards name."""
+        from suite.errors import ConfigError
+        from suite.data.vae import VAE_CLASSES, vae_class_name
+
+        recorded = self.meta.get("vae_class")
+        try:
+            found = vae_class_name(self.vae_path)
+        except ConfigError:  # a config.json without a known _class_name: trust the shards
+            if recorded not in VAE_CLASSES:
+                raise
+            return VAE_CLASSES[recorded][0]
+        if recorded and recorded != found:
+            raise ConfigError(f"data.vae: {self.vae_path} is an {found}, but the latents were encoded with an {recorded}")
+        return VAE_CLASSES[found][0]
 
 
 def read_shard_meta(root: str | None) -> dict | None:
