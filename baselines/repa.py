@@ -35,6 +35,7 @@ class EncoderSpec:
     path: Optional[str] = None  # weights directory / file; `local`: a `suite encoder train --out` dir
     cache_dir: Optional[str] = None  # a pre-filled Hugging Face cache instead of a path
     input_size: Optional[int] = None  # resolution the encoder sees; None: its default (DINOv2: 224)
+    input_rate: Optional[float] = None  # audio encoders: samples per second of the data's waveforms; None: the data's (clip_rate)
 
 
 @dataclass
@@ -44,6 +45,17 @@ class RepaConfig(MethodConfig):
     student_block: Optional[int] = None  # l (1-indexed); None: round(0.3·depth) (8 of 28, 4 of 12)
     projector_hidden: int = 2048
     projector_hidden_layers: int = 2  # REPA: Linear → SiLU → Linear → SiLU → Linear
+
+    def resolve(self, data_cfg) -> None:
+        """Audio encoders resample from the data's sample rate: fill `input_rate` from the data
+        (suite.data.clip_rate) where unset, so the resolved config records it."""
+        from suite.data import clip_rate
+
+        rate = None
+        for e in self.encoders:
+            if e.input_rate is None:
+                rate = clip_rate(data_cfg) if rate is None else rate
+                e.input_rate = rate
 
     def validate(self, model) -> None:
         super().validate(model)
@@ -55,6 +67,18 @@ class RepaConfig(MethodConfig):
         if self.weight < 0:
             raise ConfigError(f"method.weight: must be ≥ 0, got {self.weight}")
         resolve_block("method.student_block", self.student_block, default_layers(model.depth)[0], model.depth)
+
+
+def check_encoder_fits(i: int, spec: EncoderSpec, enc: Encoder, data_kind: str) -> None:
+    """An encoder reads the run's kind of data; an audio encoder knows the data's sample rate."""
+    if enc.modality != data_kind:
+        raise ConfigError(f"method.encoders[{i}].name: {spec.name} is a{'n' if enc.modality[0] in 'aeiou' else ''} "
+                          f"{enc.modality} encoder; this run's data is {data_kind}")
+    if enc.modality == "audio":
+        if spec.input_rate is None or spec.input_rate <= 0:
+            raise ConfigError(f"method.encoders[{i}].input_rate: the audio encoder {spec.name} needs the data's sample rate "
+                              f"(samples per second; the data gives none)")
+        enc.input_rate = float(spec.input_rate)
 
 
 def repa_alignment(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -72,19 +96,23 @@ class Repa(Method):
         self.student_block = resolve_block("method.student_block", cfg.student_block, default_layers(model.depth)[0], model.depth)
         # A plain list: frozen encoders are not parameters of the method (optimizer, checkpoint, DDP).
         self.encoders: list[Encoder] = [load_encoder(e.name, e.path, e.cache_dir, e.input_size) for e in cfg.encoders]
+        for i, (spec, enc) in enumerate(zip(cfg.encoders, self.encoders)):
+            check_encoder_fits(i, spec, enc, model.modality.kind)
         self.projectors = torch.nn.ModuleList(
             Projector(model.hidden_size, cfg.projector_hidden, enc.embed_dim, hidden_layers=cfg.projector_hidden_layers)
             for enc in self.encoders
         )
 
     @torch.no_grad()
-    def encoder_targets(self, pixels: torch.Tensor, grid: tuple[int, int]) -> list[torch.Tensor]:
-        """Each frozen encoder's patch tokens on the generator's grid: [(B, N, D_e)]."""
+    def encoder_targets(self, pixels: torch.Tensor, grid: tuple[int, ...]) -> list[torch.Tensor]:
+        """Each frozen encoder's tokens on the generator's token grid (images (h, w), video
+        (t, h, w), audio (n,)): [(B, N, D_e)]."""
         out = []
         for enc in self.encoders:
             if next(enc.parameters()).device != pixels.device:
                 enc.to(pixels.device)
-            out.append(resample_tokens(enc(pixels), grid))  # (B, N, D_e)
+            tokens, enc_grid = enc.encode(pixels)  # (B, N_e, D_e) on the encoder's own grid
+            out.append(resample_tokens(tokens, grid, enc_grid))  # (B, N, D_e)
         return out
 
     def loss(self, batch: Batch, model, ema_model, step: int) -> MethodOutput:

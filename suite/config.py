@@ -273,6 +273,7 @@ def config_from_dict(d: dict) -> RunConfig:
         raise ConfigError(f"method: expected a mapping with a 'name', got {method!r}")
     cfg = from_dict(RunConfig, d)
     cfg.method = _method_from_dict(method)
+    cfg.method.resolve(cfg.data)  # fields that default to a fact about the data
     _check_values(cfg)
     return cfg
 

@@ -1,5 +1,8 @@
 """`local`: a small ViT trained by `suite encoder train` on a built-in dataset, read back by path.
 
+Images (3, S, S) → p×p patches; video (3, T, S, S) → pt×p×p tubelets on a (T/pt, S/p, S/p) grid;
+audio (1, L) → runs of p samples on an (L/p,) grid: the same transformer for all three.
+
 This is what makes REPA runnable on a fresh machine with no download: the demo aligns to an
 encoder trained here. A directory holds `encoder.json` (architecture, normalisation, provenance)
 and `encoder.pt` (state dict).
@@ -7,6 +10,7 @@ and `encoder.pt` (state dict).
 from __future__ import annotations
 
 import json
+import math
 import pickle
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,14 +30,27 @@ WEIGHTS_FILE = "encoder.pt"
 
 @dataclass
 class TinyViTConfig:
-    input_size: int = 16
-    patch_size: int = 2
+    input_size: int = 16  # image / frame side; audio: clip length in samples
+    patch_size: int = 2  # audio: samples per token
     embed_dim: int = 64
     depth: int = 4
     num_heads: int = 4
     mlp_ratio: float = 2.0
     mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])  # on [0, 1] pixels
     std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    modality: str = "image"  # image | video | audio
+    frames: int = 0  # video: frames per clip
+    temporal_patch: int = 1  # video: frames per tubelet
+
+    @property
+    def grid(self) -> tuple[int, ...]:
+        """Token grid: (h, w) images, (t, h, w) video, (n,) audio."""
+        n = self.input_size // self.patch_size
+        if self.modality == "audio":
+            return (n,)
+        if self.modality == "video":
+            return (self.frames // self.temporal_patch, n, n)
+        return (n, n)
 
 
 class Block(nn.Module):
@@ -60,8 +77,15 @@ class TinyViT(nn.Module):
     def __init__(self, cfg: TinyViTConfig):
         super().__init__()
         self.cfg = cfg
-        n = (cfg.input_size // cfg.patch_size) ** 2
-        self.patch = nn.Conv2d(3, cfg.embed_dim, cfg.patch_size, stride=cfg.patch_size)
+        n = math.prod(cfg.grid)
+        p = cfg.patch_size
+        if cfg.modality == "audio":
+            self.patch = nn.Conv1d(1, cfg.embed_dim, p, stride=p)  # (B, 1, L) → (B, D, L/p)
+        elif cfg.modality == "video":
+            k = (cfg.temporal_patch, p, p)
+            self.patch = nn.Conv3d(3, cfg.embed_dim, k, stride=k)  # (B, 3, T, S, S) → (B, D, t, h, w)
+        else:
+            self.patch = nn.Conv2d(3, cfg.embed_dim, p, stride=p)  # (B, 3, S, S) → (B, D, h, w)
         self.pos = nn.Parameter(torch.randn(1, n, cfg.embed_dim) * 0.02)
         self.blocks = nn.ModuleList(Block(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.embed_dim)
@@ -81,6 +105,36 @@ class LocalEncoder(Encoder):
         self.name, self.vit, self.meta = name, TinyViT(cfg), dict(meta or {})
         self.embed_dim, self.patch_size, self.input_size = cfg.embed_dim, cfg.patch_size, cfg.input_size
         self.mean, self.std = tuple(cfg.mean), tuple(cfg.std)
+        self.modality, self.cfg = cfg.modality, cfg
+
+    @property
+    def grid(self) -> tuple[int, ...]:
+        return super().grid if self.cfg.modality == "image" else self.cfg.grid
+
+    def preprocess(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Images: the base class's resize + normalise. Video (B, 3, T, H, W): frames resized and
+        resampled to the trained size, normalised. Audio (B, C, L): mono, resampled (linear) to
+        the trained length; waveforms are used as they are (already in [-1, 1])."""
+        from suite.errors import SuiteError
+
+        c = self.cfg
+        if c.modality == "image":
+            return super().preprocess(pixels)
+        if c.modality == "audio":
+            if pixels.dim() != 3:
+                raise SuiteError(f"encoder {self.name}: expected audio (B, C, L), got {tuple(pixels.shape)}")
+            x = pixels.float().mean(1, keepdim=True)  # (B, 1, L)
+            if x.shape[-1] != c.input_size:
+                x = F.interpolate(x, size=c.input_size, mode="linear", align_corners=False)
+            return x
+        if pixels.dim() != 5 or pixels.shape[1] != 3:
+            raise SuiteError(f"encoder {self.name}: expected video (B, 3, T, H, W), got {tuple(pixels.shape)}")
+        from suite.data.resample import resample_frames, resize_frames
+
+        x = resample_frames(resize_frames((pixels.float() + 1.0) / 2.0, c.input_size, self.resize_mode), c.frames)
+        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1, 1)
+        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1, 1)
+        return (x - mean) / std  # (B, 3, T, S, S)
 
     def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
         return self.vit(x)  # (B, T, D)

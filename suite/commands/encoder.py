@@ -6,12 +6,13 @@ from dataclasses import fields
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from baselines.encoders.train import EncoderTrainConfig
+    from baselines.encoders.train import DATASETS, EncoderTrainConfig
 
     sub = parser.add_subparsers(dest="encoder_command", required=True)
-    tr = sub.add_parser("train", help="train a small ViT encoder on a built-in dataset (REPA's offline encoder)")
+    tr = sub.add_parser("train", help="train a small ViT encoder on a built-in dataset: images, video or audio (REPA's offline encoder)")
     defaults = EncoderTrainConfig()
-    tr.add_argument("--dataset", choices=["digits", "shapes"], default=defaults.dataset)
+    tr.add_argument("--dataset", choices=list(DATASETS), default=defaults.dataset,
+                    help="digits, shapes (images), moving-shapes (video), tones (audio)")
     tr.add_argument("--kind", choices=["classifier", "ssl"], default=defaults.kind,
                     help="classifier: supervised; ssl: SimCLR, no labels")
     tr.add_argument("--out", required=True, help="output directory (encoder.json + encoder.pt)")

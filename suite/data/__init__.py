@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -142,7 +143,39 @@ def _folder(c) -> Dataset:
     return ImageFolderDataset(c.root, c.image_size, hflip=c.hflip)
 
 
-@register_dataset("latents")
+def _latents_describe(c):
+    """(latent shape, classes) from the first shard's meta-data when the shards are there (memory-
+    mapped: nothing is read but the header), else None (the data decides at build time)."""
+    shards = sorted(Path(c.root).expanduser().glob("shard-*.pt")) if c.root and Path(c.root).expanduser().is_dir() else []
+    if not shards:
+        return None
+    try:
+        part = torch.load(shards[0], map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # an unreadable shard: the dataset's own build reports it
+        return None
+    meta = part.get("meta", {})
+    if "num_classes" not in meta:
+        return None
+    return tuple(part["latents"].shape[1:]), int(meta["num_classes"])
+
+
+def _latents_rate(c) -> float | None:
+    """Frames / samples per second of the media the latents decode to: as the shards record it,
+    else (no shards: an imported checkpoint) the audio VAE's own rate, else None."""
+    from suite.data.datasets import read_shard_meta
+
+    meta = read_shard_meta(c.root)
+    if meta is not None:
+        return meta.get("rate")
+    if c.vae and (Path(c.vae).expanduser() / "config.json").is_file():
+        import json
+
+        rate = json.loads((Path(c.vae).expanduser() / "config.json").read_text()).get("sampling_rate")
+        return float(rate) if rate else None
+    return None
+
+
+@register_dataset("latents", describe=_latents_describe, rate=_latents_rate)
 def _latents(c) -> Dataset:
     if not c.root:
         raise ConfigError("data.root: the 'latents' dataset needs data.root=<dir of shard-*.pt>")

@@ -87,34 +87,78 @@ class ImageFolderDataset(Dataset):
         return {"x0": x, "y": label, "pixels": x, "index": i}
 
 
-class LatentDecoder:
-    """Latents → pixels through a local AutoencoderKL (data.vae); what a latent run needs to make images,
-    with or without its training shards (an imported checkpoint has none)."""
+def store_media(x: torch.Tensor) -> torch.Tensor:
+    """Media in [-1, 1] → its compact stored form: images/video uint8, audio (B, 1, L) int16 mono."""
+    if x.dim() == 3:  # (B, C, L) audio
+        return (x.float().mean(1, keepdim=True).clamp(-1, 1) * 32767).round().to(torch.int16)
+    return ((x.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
-    def __init__(self, vae_path: str | None):
-        self.vae_path, self._vae = vae_path, None
+
+def load_media(stored: torch.Tensor) -> torch.Tensor:
+    """The stored form back to float media in [-1, 1] (inverse of `store_media` up to rounding)."""
+    if stored.dtype == torch.int16:
+        return stored.float() / 32767
+    return stored.float() / 127.5 - 1
+
+
+class LatentDecoder:
+    """Latents → media in [-1, 1] through the local VAE of `data.vae` (its diffusers class read
+    from the VAE directory, or `vae_class` as the shards record it; the latent normalisation as
+    the shards record it, else from the VAE's config): what a latent run needs to make images,
+    video or audio, with or without its training shards (an imported checkpoint has none)."""
+
+    def __init__(self, vae_path: str | None, meta: dict | None = None):
+        self.vae_path, self.meta, self._vae, self._norm = vae_path, dict(meta or {}), None, None
 
     @torch.no_grad()
     def to_pixels(self, x0: torch.Tensor) -> torch.Tensor:
-        """Generated latents (B, C, h, w) → pixels (B, 3, H, W) in [-1, 1]."""
+        """Generated latents → images (B, 3, H, W), video (B, 3, T, H, W) or audio (B, 1, L) in [-1, 1]."""
         if self.vae_path is None:
             from suite.errors import ConfigError
 
-            raise ConfigError("data.vae: image metrics on latents need the VAE decoder; set data.vae=<AutoencoderKL directory>")
-        if self._vae is None:
-            from suite.data.latents import load_vae
+            raise ConfigError("data.vae: metrics and samples on latents need the VAE decoder; set data.vae=<VAE directory>")
+        from suite.data.vae import decode_latents, latent_normalisation, load_vae
 
-            self._vae = load_vae(self.vae_path, "cpu")
-        scale = float(getattr(self._vae.config, "scaling_factor", 0.18215))
-        out = [self._vae.decode(x0[i:i + 32].float().cpu() / scale).sample for i in range(0, x0.shape[0], 32)]
-        return torch.cat(out).clamp(-1, 1)
+        if self._vae is None:
+            self._vae = load_vae(self.vae_path, "cpu", self._vae_kind())
+            norm = latent_normalisation(self._vae)
+            if "latent_scale" in self.meta:
+                norm = {"shift": list(self.meta["latent_shift"]), "scale": list(self.meta["latent_scale"])}
+            self._norm = norm
+        return decode_latents(self._vae, x0, self._norm)
+
+    def _vae_kind(self) -> str:
+        """The VAE kind to load: the directory's class, checked against the one the shards name."""
+        from suite.errors import ConfigError
+        from suite.data.vae import VAE_CLASSES, vae_class_name
+
+        recorded = self.meta.get("vae_class")
+        try:
+            found = vae_class_name(self.vae_path)
+        except ConfigError:  # a config.json without a known _class_name: trust the shards
+            if recorded not in VAE_CLASSES:
+                raise
+            return VAE_CLASSES[recorded][0]
+        if recorded and recorded != found:
+            raise ConfigError(f"data.vae: {self.vae_path} is an {found}, but the latents were encoded with an {recorded}")
+        return VAE_CLASSES[found][0]
+
+
+def read_shard_meta(root: str | None) -> dict | None:
+    """The `meta` of the first latent shard under `root` (memory-mapped: no tensor is read), or None."""
+    shards = sorted(Path(root).expanduser().glob("shard-*.pt")) if root and Path(root).expanduser().is_dir() else []
+    if not shards:
+        return None
+    try:
+        return dict(torch.load(shards[0], map_location="cpu", weights_only=True, mmap=True).get("meta", {}))
+    except Exception:  # an unreadable shard: the dataset's own build reports it
+        return None
 
 
 class LatentShardDataset(Dataset):
-    """Precomputed latents (REPA-style): root/shard-*.pt each {latents (n,C,h,w), labels (n,), pixels uint8 (n,3,H,W)}.
-
-    Written by `suite.data.latents.encode_folder`. Raw pixels ride along so external encoders see the
-    images that belong to each latent.
+    """Precomputed latents (REPA-style), written by `suite data encode` (suite.data.latents has the
+    shard format): image (C, h, w), video (C, t, h, w) or audio (C, l) latents with their labels
+    and the media they came from (`pixels`, so external encoders see what belongs to each latent).
     """
 
     def __init__(self, root: str, vae_path: str | None = None):
@@ -126,9 +170,11 @@ class LatentShardDataset(Dataset):
         self.latents = torch.cat([p["latents"] for p in parts]).float()
         self.labels = torch.cat([p["labels"] for p in parts]).long()
         self.pixels = torch.cat([p["pixels"] for p in parts]) if all("pixels" in p for p in parts) else None
-        meta = parts[0].get("meta", {})
-        self.num_classes = int(meta.get("num_classes", int(self.labels.max()) + 1))
+        self.meta = dict(parts[0].get("meta", {}))
+        self.num_classes = int(self.meta.get("num_classes", int(self.labels.max()) + 1))
         self.name = f"latents:{self.root.name}"
+        self.kind = self.meta.get("modality", "image")  # image | video | audio: the media the latents decode to
+        self.rate = self.meta.get("rate")  # frames / samples per second of that media (None: images)
         self.image_shape = tuple(self.latents.shape[1:])
         self.pixel_shape = tuple(self.pixels.shape[1:]) if self.pixels is not None else None
 
@@ -136,13 +182,13 @@ class LatentShardDataset(Dataset):
         return self.latents.shape[0]
 
     def to_pixels(self, x0: torch.Tensor) -> torch.Tensor:
-        """Generated latents (B, C, h, w) → pixels (B, 3, H, W) in [-1, 1] through the VAE decoder (data.vae)."""
+        """Generated latents → media in [-1, 1] through the VAE decoder (data.vae), as the shards record it."""
         if self._vae is None:
-            self._vae = LatentDecoder(self.vae_path)
+            self._vae = LatentDecoder(self.vae_path, self.meta)
         return self._vae.to_pixels(x0)
 
     def __getitem__(self, i: int) -> dict:
         item = {"x0": self.latents[i], "y": int(self.labels[i]), "index": i}
         if self.pixels is not None:
-            item["pixels"] = self.pixels[i].float() / 127.5 - 1
+            item["pixels"] = load_media(self.pixels[i])
         return item

@@ -1,8 +1,16 @@
-"""Precompute VAE latents once (REPA-style) with diffusers' AutoencoderKL from an explicit path.
+"""Precompute VAE latents once (REPA-style): images, video or audio folders → latent shards that
+`data.name=latents` reads. The VAE (its class detected from its config.json: suite.data.vae) is
+read from an explicit path; nothing is downloaded.
 
-`suite data encode --folder DIR --vae PATH --out DIR` writes shard-*.pt files that
-`data.name=latents` reads. The raw pixels are stored beside each latent (uint8) so external
-encoders see the images that belong to it. Nothing is downloaded: the VAE path must exist.
+    suite data encode --folder DIR --vae PATH --out DIR
+
+Shard format (one convention for every modality), `shard-%05d.pt`:
+    latents  (n, C, h, w) | (n, C, t, h, w) | (n, C, l)   normalised: (z − shift) · scale
+    labels   (n,) long
+    pixels   the media each latent came from, for external encoders and reference statistics:
+             images (n, 3, H, W) / video (n, 3, T, H, W) uint8, audio (n, 1, L) int16 (mono)
+    meta     {"num_classes", "modality": image|video|audio, "vae_class": the diffusers class,
+              "latent_shift", "latent_scale": per-channel lists, "rate": fps / samples per s | None}
 """
 from __future__ import annotations
 
@@ -11,48 +19,74 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from suite.errors import MissingFileError
+from suite.data.datasets import store_media
+from suite.data.vae import check_media_shape, encode_media, latent_normalisation, load_vae, media_rate, vae_modality
+
+__all__ = ["ShardWriter", "encode_dataset", "folder_dataset", "load_vae", "store_media"]
 
 
-def load_vae(path: str, device: str = "cpu"):
-    """AutoencoderKL from a local directory (config.json + weights), e.g. a copy of stabilityai/sd-vae-ft-ema."""
-    p = Path(path) if path else None
-    if p is None or not (p / "config.json").is_file():
-        raise MissingFileError(
-            f"VAE weights not found: {path}/config.json (a diffusers AutoencoderKL directory, e.g. stabilityai/sd-vae-ft-ema; download it once and pass its path)"
-        )
-    from diffusers import AutoencoderKL
+class ShardWriter:
+    """Buffers named columns (latents, labels, pixels, anything else a caller adds) and writes
+    `shard-%05d.pt` files of `shard_size` rows, atomically, each with the same `meta`."""
 
-    return AutoencoderKL.from_pretrained(str(p), local_files_only=True).to(device).eval()
+    def __init__(self, out_dir: str, meta: dict, shard_size: int = 4096):
+        self.out, self.meta, self.shard_size = Path(out_dir), dict(meta), shard_size
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.buffers: dict[str, list] = {}
+        self.rows, self.shard, self.total = 0, 0, 0
+
+    def add(self, **columns) -> None:
+        """Append a batch: each column a tensor with the batch on dim 0 (or a list of the same length)."""
+        n = len(next(iter(columns.values())))
+        for k, v in columns.items():
+            self.buffers.setdefault(k, []).append(v)
+        self.rows, self.total = self.rows + n, self.total + n
+        if self.rows >= self.shard_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        data = {k: (torch.cat(v) if isinstance(v[0], torch.Tensor) else [x for part in v for x in part]) for k, v in self.buffers.items()}
+        data["meta"] = self.meta
+        tmp = self.out / f".shard-{self.shard:05d}.pt.tmp"
+        torch.save(data, tmp)
+        tmp.rename(self.out / f"shard-{self.shard:05d}.pt")
+        self.buffers, self.rows, self.shard = {}, 0, self.shard + 1
+
+    def close(self) -> int:
+        self.flush()
+        return self.total
+
+
+def folder_dataset(vae, folder: str, image_size: int = 256, frames: int = 17, audio_length: int = 131072):
+    """The media folder (root/<class>/<file>) that `vae` encodes, read as its modality needs:
+    images or video clips at `image_size`² (video: `frames` frames), audio at the VAE's sample rate
+    and channel count (`audio_length` samples). Items have `pixels` in [-1, 1] and `y`."""
+    from suite.data.datasets import ImageFolderDataset
+    from suite.data.media_files import AudioFolderDataset, VideoFolderDataset
+
+    modality = vae_modality(vae)
+    if modality == "video":
+        return VideoFolderDataset(folder, frames, image_size)
+    if modality == "audio":
+        return AudioFolderDataset(folder, audio_length, media_rate(vae), int(getattr(vae.config, "audio_channels", 1)))
+    return ImageFolderDataset(folder, image_size)
 
 
 @torch.no_grad()
-def encode_dataset(dataset, vae, out_dir: str, shard_size: int = 4096, batch_size: int = 64, device: str = "cpu", scale: float | None = None) -> int:
-    """Encode every item's pixels; latents = sample of the posterior × scaling factor."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    scale = scale if scale is not None else float(getattr(vae.config, "scaling_factor", 0.18215))
-    buf_l, buf_y, buf_p, shard, total = [], [], [], 0, 0
-
-    def flush():
-        nonlocal buf_l, buf_y, buf_p, shard
-        if not buf_l:
-            return
-        data = {"latents": torch.cat(buf_l), "labels": torch.cat(buf_y), "pixels": torch.cat(buf_p),
-                "meta": {"num_classes": int(getattr(dataset, "num_classes", 0)), "scaling_factor": scale}}
-        tmp = out / f".shard-{shard:05d}.pt.tmp"
-        torch.save(data, tmp)
-        tmp.rename(out / f"shard-{shard:05d}.pt")
-        buf_l, buf_y, buf_p, shard = [], [], [], shard + 1
-
+def encode_dataset(dataset, vae, out_dir: str, shard_size: int = 4096, batch_size: int = 64, device: str = "cpu") -> int:
+    """Encode every item's `pixels` (a sample of the posterior, normalised by the VAE's latent
+    shift/scale) into shards; returns how many items were written."""
+    norm = latent_normalisation(vae)
+    modality = vae_modality(vae)
+    rate = media_rate(vae) if modality == "audio" else getattr(dataset, "rate", None)
+    check_media_shape(vae, tuple(dataset.pixel_shape))
+    meta = {"num_classes": int(getattr(dataset, "num_classes", 0)), "modality": modality, "vae_class": type(vae).__name__,
+            "latent_shift": norm["shift"], "latent_scale": norm["scale"], "rate": float(rate) if rate else None}
+    writer = ShardWriter(out_dir, meta, shard_size)
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        pix = batch["pixels"].to(device)  # (B, 3, H, W) in [-1, 1]
-        lat = vae.encode(pix).latent_dist.sample() * scale  # (B, C, H/8, W/8)
-        buf_l.append(lat.cpu())
-        buf_y.append(batch["y"])
-        buf_p.append(((pix.cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8))
-        total += pix.shape[0]
-        if sum(x.shape[0] for x in buf_l) >= shard_size:
-            flush()
-    flush()
-    return total
+        pix = batch["pixels"].to(device)  # (B, 3, H, W) | (B, 3, T, H, W) | (B, C, L) in [-1, 1]
+        lat = encode_media(vae, pix, norm)  # (B, C', …)
+        writer.add(latents=lat.cpu(), labels=batch["y"], pixels=store_media(pix.cpu()))
+    return writer.close()

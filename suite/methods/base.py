@@ -23,6 +23,11 @@ class MethodConfig:
     name: str = ""
     label_dropout: float = 0.1  # CFG condition dropout (guess: 0.1); shared with any teacher
 
+    def resolve(self, data_cfg) -> None:
+        """Fill fields whose default is a fact about the data (e.g. REPA's audio encoders: the
+        data's sample rate). Runs once when the config is loaded, before `validate`, so the
+        resolved config records the value. Default: nothing to fill."""
+
     def validate(self, model) -> None:
         """Cross-field facts about this method's switches and the backbone it trains, one
         ConfigError line each. Runs when the config is loaded (against a meta-device twin of the

@@ -64,7 +64,8 @@ class ImageModality(nn.Module):
         v = values.reshape(b, 1, g, g)
         return v.repeat_interleave(p, dim=2).repeat_interleave(p, dim=3)
 
-    def token_grid(self) -> tuple[int, int]:
+    def token_grid(self) -> tuple[int, ...]:
+        """Token layout, row-major: (h, w)."""
         return (self.grid, self.grid)
 
     @property
@@ -102,6 +103,10 @@ class SequenceModality(nn.Module):
     def expand_token_values(self, values: torch.Tensor) -> torch.Tensor:
         """(B, N) → (B, 1, L)."""
         return values[:, None, :].repeat_interleave(self.patch_size, dim=2)
+
+    def token_grid(self) -> tuple[int, ...]:
+        """Token layout: (n,) along time."""
+        return (self.num_tokens,)
 
     @property
     def data_shape(self) -> tuple[int, ...]:
@@ -146,6 +151,10 @@ class VideoModality(nn.Module):
         v = values.reshape(b, 1, self.tgrid, self.grid, self.grid)
         v = v.repeat_interleave(self.temporal_patch, 2).repeat_interleave(self.patch_size, 3)
         return v.repeat_interleave(self.patch_size, 4)
+
+    def token_grid(self) -> tuple[int, ...]:
+        """Token layout, row-major: (t, h, w) (time slowest, as `embed` flattens)."""
+        return (self.tgrid, self.grid, self.grid)
 
     @property
     def data_shape(self) -> tuple[int, ...]:
