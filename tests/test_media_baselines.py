@@ -7,7 +7,8 @@
 - `suite encoder train` on moving-shapes and tones, and REPA runs (the normal config → trainer
   path) aligned to those local encoders and to the stand-ins.
 - `suite data encode` of GIF / WAV folders (written from the built-in generators) with tiny random
-  AutoencoderKLWan / AutoencoderOobleck, training on the latents, and decoded samples.
+  AutoencoderKLWan / AutoencoderOobleck, training on the latents, decoded samples, and `suite eval`
+  computing FVD / FAD-CLAP on the decoded samples of those latent runs.
 """
 import json
 import wave
@@ -193,11 +194,11 @@ def _write_wavs(root, n=4, length=1024, rate=8000):
     return waves, labels
 
 
-def _latent_run(tmp_path, tiny_cfg, lat, vae, patch):
+def _latent_run(tmp_path, tiny_cfg, lat, vae, patch, name="latents"):
     from suite.config import load_run_config
     from suite.train import train
 
-    d = tiny_cfg(**{"name": "latents", "data": {"name": "latents", "root": str(lat), "vae": str(vae), "test_fraction": 0.25},
+    d = tiny_cfg(**{"name": name, "data": {"name": "latents", "root": str(lat), "vae": str(vae), "test_fraction": 0.25},
                     "model.patch_size": patch, "method": {"name": "vanilla"},
                     "tracking.uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "train.total_images": 8, "train.batch_size": 4,
                     "train.val_images": 4, "train.log_every_images": 4, "sampling.steps": 2})
@@ -265,6 +266,42 @@ def test_audio_folder_to_oobleck_latents_train_and_decode(tmp_path, tiny_cfg):
     assert res.status == "finished"
     samples, rate = read_wav(res.run_dir / "samples" / "grid-0000000008.wav")
     assert rate == 16000 and samples.size >= 2048  # decoded by the Oobleck VAE, written at its rate
+
+
+def test_suite_eval_decodes_latent_video_and_audio_runs_for_fvd_and_fad(tmp_path, tiny_cfg):
+    """Latent runs reach the video/audio metrics: samples decode through the VAE the shards name
+    (WAN → clips, Oobleck → waveforms at its rate) and the reference is the shards' stored media."""
+    import json as _json
+
+    from diffusers import AutoencoderKLWan, AutoencoderOobleck
+
+    from suite.evaluation import standins
+
+    _write_gifs(tmp_path / "videos", n=8)
+    _write_wavs(tmp_path / "wavs", n=8)
+    torch.manual_seed(0)
+    AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 2], num_res_blocks=1, temperal_downsample=[True],
+                     latents_mean=[0.0] * 4, latents_std=[1.0] * 4,
+                     scale_factor_temporal=2, scale_factor_spatial=2).save_pretrained(tmp_path / "wan")
+    AutoencoderOobleck(encoder_hidden_size=8, downsampling_ratios=[2, 4], channel_multiples=[1, 2], decoder_channels=8,
+                       decoder_input_channels=4, audio_channels=1, sampling_rate=16000).save_pretrained(tmp_path / "oobleck")
+    assert main(["data", "encode", "--folder", str(tmp_path / "videos"), "--vae", str(tmp_path / "wan"), "--out",
+                 str(tmp_path / "vlat"), "--image-size", "16", "--frames", "5", "--batch-size", "4"]) == 0
+    assert main(["data", "encode", "--folder", str(tmp_path / "wavs"), "--vae", str(tmp_path / "oobleck"), "--out",
+                 str(tmp_path / "alat"), "--audio-length", "2048"]) == 0
+    i3d = standins.tiny_i3d_torchscript(tmp_path / "i3d")
+    text = standins.tiny_roberta(tmp_path / "roberta-base")
+    clap = standins.tiny_clap_checkpoint(tmp_path / "630k-audioset-best.pt", text)
+    cases = {"fvd4_i3d": (tmp_path / "vlat", tmp_path / "wan", 2, [f"eval.i3d_weights={i3d}"]),
+             "fad4_clap-a": (tmp_path / "alat", tmp_path / "oobleck", 16,
+                             [f"eval.clap_audio_weights={clap}", f"eval.clap_text_model={text}"])}
+    for metric, (lat, vae, patch, weights) in cases.items():
+        run_dir = _latent_run(tmp_path, tiny_cfg, lat, vae, patch, name=metric.split("_")[0]).run_dir
+        sets = [a for w in [*weights, "eval.batch_size=4", f"eval.cache_dir={tmp_path / 'cache'}"] for a in ("--set", w)]
+        assert main(["eval", str(run_dir), "--n", "4", "--metrics", metric, "--no-log", *sets]) == 0
+        record = _json.loads(sorted((run_dir / "eval").glob("eval-*.json"))[-1].read_text())
+        value = record["metrics"][f"eval/{metric}"]
+        assert np.isfinite(value) and value >= 0
 
 
 def test_vae_kind_is_read_from_the_directory(tmp_path):
