@@ -336,3 +336,37 @@ def test_media_folder_readers(tmp_path):
     assert item.shape == (2, 1000) and item[:, 800:].abs().max() == 0  # padded with silence
     with pytest.raises(MissingFileError, match="no audio files"):
         AudioFolderDataset(str(tmp_path / "a" / "c0"), 10, rate)  # files but no class folders
+
+
+def test_mp4_and_flac_folders_read_through_pyav_and_soundfile(tmp_path):
+    """Real datasets ship MP4 and FLAC: an H.264 clip of moving shapes and a 16-bit FLAC tone come
+    back as the frames / samples written (H.264 is lossy: close, not equal; FLAC is lossless)."""
+    av = pytest.importorskip("av")
+    soundfile = pytest.importorskip("soundfile")
+    from suite.data.media_files import AudioFolderDataset, VideoFolderDataset, read_audio, read_video
+    from suite.data.video import make_moving_shapes
+
+    clips, _, _ = make_moving_shapes(1, 12, 32, 2, seed=0)
+    rgb = ((clips[0].permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()  # (T, H, W, 3)
+    (tmp_path / "v" / "c0").mkdir(parents=True)
+    with av.open(str(tmp_path / "v" / "c0" / "clip.mp4"), "w") as out:
+        stream = out.add_stream("libx264", rate=8, options={"crf": "0"})  # lossless in luma; chroma subsampled
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv444p"
+        for f in rgb:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        out.mux(stream.encode())
+    frames, fps = read_video(tmp_path / "v" / "c0" / "clip.mp4")
+    assert frames.shape == rgb.shape and fps == pytest.approx(8.0)
+    assert np.abs(frames.astype(int) - rgb.astype(int)).mean() < 3  # RGB↔YUV rounding only
+    assert read_video(tmp_path / "v" / "c0" / "clip.mp4", max_frames=5)[0].shape[0] == 5
+    ds = VideoFolderDataset(str(tmp_path / "v"), frames=8, size=16)
+    assert ds.rate == pytest.approx(8.0) and ds[0]["pixels"].shape == (3, 8, 16, 16)
+
+    rate = 16000
+    x = (np.sin(2 * np.pi * 440 * np.arange(4000) / rate) * 0.5).astype(np.float32)
+    (tmp_path / "a" / "c0").mkdir(parents=True)
+    soundfile.write(str(tmp_path / "a" / "c0" / "tone.flac"), x, rate, subtype="PCM_16")
+    y, r = read_audio(tmp_path / "a" / "c0" / "tone.flac")
+    assert r == rate and y.shape == (1, 4000)
+    np.testing.assert_allclose(y[0], x, atol=1 / 32768 + 1e-6)
+    assert AudioFolderDataset(str(tmp_path / "a"), length=2000, rate=8000)[0]["pixels"].shape == (1, 2000)

@@ -6,7 +6,7 @@ from __future__ import annotations
 def add_arguments(p) -> None:
     sub = p.add_subparsers(dest="data_command", required=True)
     e = sub.add_parser("encode", help="precompute VAE latents of an image, video or audio folder (REPA-style shards)")
-    e.add_argument("--folder", required=True, help="root/<class>/<file>: images, videos (GIF/WebP; MP4 with PyAV) or WAV files")
+    e.add_argument("--folder", required=True, help="root/<class>/<file>: images, videos (GIF/WebP/MP4/WebM/MOV) or audio (WAV/FLAC/OGG)")
     e.add_argument("--vae", required=True, help="local diffusers VAE directory: AutoencoderKL (images), "
                                                 "AutoencoderKLWan (video), AutoencoderOobleck (audio)")
     e.add_argument("--vae-kind", choices=["auto", "image", "video", "audio"], default="auto",

@@ -1,7 +1,7 @@
 """Folders of real video and audio files, one sub-folder per class (root/<class>/<file>), read
-with what the suite already depends on: Pillow for GIF / animated WebP / APNG, the standard
-library's `wave` for PCM WAV. Other containers use PyAV (MP4, WebM, …) or soundfile (FLAC, OGG, …)
-only if they are installed; otherwise one line says what to install or convert to.
+with the suite's dependencies: Pillow for GIF / animated WebP / APNG, the standard library's
+`wave` for PCM WAV, PyAV for MP4 / WebM / MOV / MKV / AVI and soundfile for FLAC / OGG / AIFF
+(both bundle their native libraries; an install without them gets one line naming the package).
 
 Items are what `suite data encode` turns into latents: `pixels` video (3, T, S, S) / audio (C, L)
 in [-1, 1], `y` the class index.
@@ -36,14 +36,15 @@ def class_files(root: str, exts: tuple[str, ...], what: str) -> tuple[list[str],
 
 
 # ----------------------------------------------------------------------------- video
-def read_video(path: Path) -> tuple[np.ndarray, float]:
-    """(frames (T, H, W, 3) uint8, frames per second) of a video file."""
+def read_video(path: Path, max_frames: int | None = None) -> tuple[np.ndarray, float]:
+    """(frames (T, H, W, 3) uint8, frames per second) of a video file; with `max_frames`, decoding
+    stops after that many frames (a long MP4 is not decoded whole to take its first clip)."""
     ext = path.suffix.lower()
     if ext in PIL_VIDEO_EXTS:
         from PIL import Image, ImageSequence
 
         with Image.open(path) as im:
-            frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(im)]
+            frames = [np.asarray(f.convert("RGB")) for _, f in zip(range(max_frames or 1 << 62), ImageSequence.Iterator(im))]
             ms = im.info.get("duration") or 125
         return np.stack(frames), 1000.0 / float(ms)
     try:
@@ -52,7 +53,7 @@ def read_video(path: Path) -> tuple[np.ndarray, float]:
         raise SuiteError(f"{path}: reading {ext} video needs PyAV (`pip install av`); or convert the clips to GIF") from None
     with av.open(str(path)) as c:
         stream = c.streams.video[0]
-        frames = [f.to_ndarray(format="rgb24") for f in c.decode(stream)]
+        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(max_frames or 1 << 62), c.decode(stream))]
         fps = float(stream.average_rate or 8)
     return np.stack(frames), fps
 
@@ -79,7 +80,7 @@ class VideoFolderDataset(Dataset):
     def __init__(self, root: str, frames: int, size: int):
         self.classes, self.files = class_files(root, PIL_VIDEO_EXTS + AV_VIDEO_EXTS, "video")
         self.num_classes, self.frames, self.size = len(self.classes), frames, size
-        self.rate = read_video(self.files[0][0])[1]
+        self.rate = read_video(self.files[0][0], max_frames=1)[1]
         self.name = f"video-folder:{Path(root).name}"
         self.pixel_shape = (3, frames, size, size)
 
@@ -88,7 +89,7 @@ class VideoFolderDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         path, label = self.files[i]
-        return {"pixels": clip_tensor(read_video(path)[0], self.frames, self.size), "y": label, "index": i}
+        return {"pixels": clip_tensor(read_video(path, self.frames)[0], self.frames, self.size), "y": label, "index": i}
 
 
 # ----------------------------------------------------------------------------- audio
