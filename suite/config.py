@@ -380,22 +380,23 @@ def load_run_config(source, overrides: list[str] | None = None) -> RunConfig:
     return config_from_dict(apply_overrides(d, overrides or []))
 
 
+def _plain(x):
+    """Dataclasses → dicts, tuples → lists, recursively (what `dataclasses.asdict` gives, without
+    its deep copies: config leaves are str / int / float / bool / None)."""
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return {f.name: _plain(getattr(x, f.name)) for f in dataclasses.fields(x)}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    return x
+
+
 def config_to_dict(cfg: RunConfig) -> dict:
-    d = dataclasses.asdict(cfg)
-    method = dataclasses.asdict(cfg.method)
-    method["name"] = cfg.method.name
-    d["method"] = {"name": method.pop("name"), **method}
-
-    def plain(x):
-        if isinstance(x, tuple):
-            return [plain(v) for v in x]
-        if isinstance(x, list):
-            return [plain(v) for v in x]
-        if isinstance(x, dict):
-            return {k: plain(v) for k, v in x.items()}
-        return x
-
-    return plain(d)
+    d = _plain(cfg)
+    method = d["method"]
+    d["method"] = {"name": cfg.method.name, **{k: v for k, v in method.items() if k != "name"}}
+    return d
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -415,10 +416,13 @@ _HASH_EXCLUDE = ("name", "tracking", "train.runs_root", "train.run_dir", "train.
                  "train.tf32")  # how it is computed (or where it is kept), not what
 
 
+_HASH_EXCLUDED = re.compile(r"^(?:%s)(?:\.|$)" % "|".join(map(re.escape, _HASH_EXCLUDE)))  # an excluded key or below it
+
+
 def config_hash(cfg: RunConfig) -> str:
     """Identity of a run's computation (sweeps skip points whose hash already finished)."""
     flat = flatten(config_to_dict(cfg))
-    keep = {k: v for k, v in flat.items() if not any(k == e or k.startswith(e + ".") for e in _HASH_EXCLUDE)}
+    keep = {k: v for k, v in flat.items() if not _HASH_EXCLUDED.match(k)}
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -165,15 +165,27 @@ class Point:
         return "_".join(parts)[:60] or "point"
 
 
+_OVERRIDE_TEXT: dict[str, str] = {}  # repr(value) → its YAML flow text: a 1,000-point grid dumps each value once
+
+
 def override(key: str, value: Any) -> str:
     """`key=value` with the value in YAML flow style, so `apply_overrides` reads back exactly this
     value (JSON would not do: YAML reads JSON's `1e-06` as a string)."""
+    memo = f"{type(value).__name__}:{value!r}"
+    if memo not in _OVERRIDE_TEXT:
+        if len(_OVERRIDE_TEXT) > 100_000:  # a long Optuna study: stay bounded
+            _OVERRIDE_TEXT.clear()
+        _OVERRIDE_TEXT[memo] = _flow_yaml(value)
+    return f"{key}={_OVERRIDE_TEXT[memo]}"
+
+
+def _flow_yaml(value: Any) -> str:
     text = yaml.safe_dump(value, default_flow_style=True, width=10**9).strip()
     if text.endswith("\n..."):
         text = text[: -len("\n...")]
     elif text.endswith("..."):
         text = text[:-3].strip()
-    return f"{key}={text}"
+    return text
 
 
 def set_overrides(spec: SweepSpec) -> list[str]:

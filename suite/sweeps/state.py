@@ -163,11 +163,11 @@ def last_log_line(folder: Path, job_id: str, tail_bytes: int = 8192) -> str | No
 
 
 # ----------------------------------------------------------------------------- run files
-def last_metrics(run_dir: Path, tail_bytes: int = 8192) -> dict:
-    """The last logged value of every metric in the last `tail_bytes` of run_dir/metrics.jsonl
-    (a status table of 1,000 points reads a few kB per run, not every line ever logged)."""
+def last_metric(run_dir: Path, names: tuple[str, ...], tail_bytes: int = 8192) -> tuple[str, float] | None:
+    """(name, last logged value) of the first of `names` that appears in the last `tail_bytes` of
+    run_dir/metrics.jsonl, or None. A status table of 1,000 points reads a few kB per run and
+    parses one JSON line per run: the last line that mentions the metric."""
     p = Path(run_dir) / "metrics.jsonl"
-    out: dict = {}
     try:
         with open(p, "rb") as f:
             end = f.seek(0, os.SEEK_END)
@@ -176,7 +176,19 @@ def last_metrics(run_dir: Path, tail_bytes: int = 8192) -> dict:
             if end > tail_bytes:
                 lines = lines[1:]  # the first line may be cut
     except OSError:
-        return out
+        return None
+    for name in names:
+        needle = json.dumps(name)  # the key as it is written: "val/loss_mean"
+        for line in reversed(lines):
+            if needle not in line:
+                continue
+            try:
+                value = json.loads(line).get(name)
+            except json.JSONDecodeError:
+                continue
+            if value is not None:
+                return name, value
+    return None
     for line in lines:
         try:
             out.update(json.loads(line))

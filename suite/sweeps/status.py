@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from suite.sweeps.plan import Unit
-from suite.sweeps.state import TERMINAL, Scheduler, SweepDir, job_error, last_log_line, last_metrics
+from suite.sweeps.state import TERMINAL, Scheduler, SweepDir, job_error, last_log_line, last_metric
 
 
 @dataclass
@@ -76,10 +76,7 @@ def unit_statuses(spec, sd: SweepDir, units: list[Unit], metric: str | None = No
         st.images_seen = int(rs.get("images_seen", 0))
         st.total_images = u.point.cfg.train.total_images if u.point else total_images
         if run_dir and st.metric is None:
-            last = last_metrics(run_dir)
-            name = metric or next((k for k in ("val/loss_mean", "train/loss") if k in last), None)
-            if name and last.get(name) is not None:
-                st.metric = (name, last[name])
+            st.metric = last_metric(run_dir, (metric,) if metric else ("val/loss_mean", "train/loss"))
         if spec.study is not None:
             st.state = _trial_unit_state(trial_state, live, job, rs)
         else:
