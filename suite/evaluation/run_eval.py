@@ -130,7 +130,12 @@ class Evaluator:
             yield quantise(generated_to_pixels(x0, decoder)), y  # (b, 3, H, W) uint8; video/audio: see quantise
 
     def _captioned(self) -> bool:
-        """Data whose conditions are caption embeddings with their caption strings (captioned latent shards)."""
+        """Data whose conditions are caption embeddings with their caption strings (captioned latent shards).
+        Decided from the config first (the shards' header), so evaluating class data never builds it."""
+        from suite.data import condition_kind
+
+        if condition_kind(self.cfg.data) != "text":
+            return False
         ds = self.dataset()
         return getattr(ds, "condition", "class") == "text" and getattr(ds, "captions", None) is not None \
             and isinstance(ds.captions[0], str)
