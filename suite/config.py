@@ -55,6 +55,7 @@ class ModelConfig:
     mlp_ratio: Optional[float] = None
     double_blocks: Optional[int] = None  # mmdit: how many of the `depth` blocks are double-stream; None: the preset's split
     text_time: Literal["mean", "base", "min", "none"] = "mean"  # mmdit: time conditioning of the text tokens (docs/ARCHITECTURE.md)
+    text_dim: int = 0  # mmdit: 0 caption token ids (built-in vocabulary); E > 0 precomputed caption embeddings (B, L, E) from a text encoder (docs/TEXT_TO_X.md)
 
 
 @dataclass
@@ -122,6 +123,7 @@ class EvalConfig:
     videomae_weights: Optional[str] = None  # FVD-VideoMAE: VideoMAE-v2 vit_g_hybrid_pt_1200e_ssv2_ft.pth
     clap_music_weights: Optional[str] = None  # FAD-CLAP-M: LAION-CLAP music_audioset_epoch_15_esc_90.14.pt
     clap_audio_weights: Optional[str] = None  # FAD-CLAP-A / CLAP score: LAION-CLAP 630k-audioset-best.pt
+    clip_weights: Optional[str] = None  # CLIP score (clipscore<n>_clip): a local transformers CLIPModel directory (openai/clip-vit-large-patch14)
     clap_text_model: Optional[str] = None  # CLAP's roberta-base: a local directory; None: the Hugging Face cache
     reference_npz: Optional[str] = None  # ADM reference batch (VIRTUAL_imagenet256_labeled.npz)
     probe_blocks: list[int] = field(default_factory=list)  # empty: every block

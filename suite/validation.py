@@ -36,7 +36,7 @@ def meta_backbone(cfg):
     Cached by what defines it, so a 1,000-point sweep validates in well under a second."""
     import dataclasses
 
-    from suite.data import condition_kind, describe_dataset
+    from suite.data import caption_dim, condition_kind, describe_dataset
     from suite.models import model_dims
 
     model_dims(cfg.model)  # sizes and heads, even when the data shape is unknown
@@ -46,19 +46,19 @@ def meta_backbone(cfg):
     shape, num_classes = described
     model_key = tuple(sorted(dataclasses.asdict(cfg.model).items()))
     return _meta_backbone(type(cfg.model), model_key, tuple(shape), num_classes or 1,
-                          condition_kind(cfg.data))
+                          condition_kind(cfg.data), caption_dim(cfg.data))
 
 
 @functools.lru_cache(maxsize=256)
 def _meta_backbone(config_type: type, model_key: tuple, shape: tuple, num_classes: int,
-                   condition: str):
+                   condition: str, text_dim: int = 0):
     # config_type is passed in (not imported) so validation never imports suite.config, which
     # imports it: the core's packages stay acyclic.
     from suite.models import build_model, check_condition
 
     with torch.device("meta"):
         model = build_model(config_type(**dict(model_key)), shape, num_classes)
-    check_condition(model, condition)
+    check_condition(model, condition, text_dim)
     return model
 
 

@@ -1,5 +1,5 @@
-"""`suite data encode --folder DIR --vae PATH --out DIR` (images, video or audio → latent shards)
-and `suite data show NAME`."""
+"""`suite data encode --folder DIR --vae PATH --out DIR` (images, video or audio → latent shards;
+with `--text-encoder NAME --text-weights DIR`, captioned shards: docs/TEXT_TO_X.md) and `suite data show NAME`."""
 from __future__ import annotations
 
 
@@ -18,6 +18,14 @@ def add_arguments(p) -> None:
     e.add_argument("--batch-size", type=int, default=16)
     e.add_argument("--shard-size", type=int, default=4096)
     e.add_argument("--device", default="cpu")
+    e.add_argument("--text-encoder", default=None, help="captioned shards: t5 | clip | qwen3 (suite.text); captions from x.txt beside "
+                                                        "each media file x.png, or --captions")
+    e.add_argument("--text-weights", default=None, help="local transformers directory of the text encoder (model + tokenizer); "
+                                                        "unset: its usual repo in the pre-filled Hugging Face cache")
+    e.add_argument("--captions", default=None, help="manifest.jsonl or .csv with columns file (relative to --folder), caption")
+    e.add_argument("--text-max-length", type=int, default=None, help="tokens per caption (default: the encoder's: t5 256, clip 77, qwen3 512)")
+    e.add_argument("--text-layers", default="", help="comma-separated hidden-state indices concatenated along D (e.g. 9,18,27); "
+                                                     "empty: the last hidden state")
     s = sub.add_parser("show", help="write a grid of a dataset's images")
     s.add_argument("name", help="digits | shapes | moving-shapes (GIF) | tones (WAV + spectrogram)")
     s.add_argument("--out", default="data-grid.png")
@@ -31,12 +39,33 @@ def run(args) -> int:
         from suite.data.latents import encode_dataset, folder_dataset, load_vae
         from suite.data.vae import vae_modality
 
+        from suite.errors import ConfigError
+
+        if (args.captions or args.text_weights) and not args.text_encoder:
+            raise ConfigError("--captions / --text-weights: captioned shards need --text-encoder (t5 | clip | qwen3)")
+        try:
+            layers = tuple(int(v) for v in args.text_layers.split(",") if v.strip())
+        except ValueError:
+            raise ConfigError(f"--text-layers: expected comma-separated integers, got {args.text_layers!r}") from None
         vae = load_vae(args.vae, args.device, args.vae_kind)
         modality = vae_modality(vae)
         ds = folder_dataset(vae, args.folder, image_size=args.image_size, frames=args.frames, audio_length=args.audio_length)
-        n = encode_dataset(ds, vae, args.out, shard_size=args.shard_size, batch_size=args.batch_size, device=args.device)
-        print(f"encoded {n} {'images' if modality == 'image' else modality + ' clips'} with {type(vae).__name__} into {args.out}: "
-              f"train with data.name=latents data.root={args.out} data.vae={args.vae}")
+        text_encoder = None
+        if args.text_encoder:
+            from suite.data.captioned import captioned_folder
+            from suite.text import load_text_encoder
+
+            ds = captioned_folder(ds, args.folder, args.captions)  # every file's caption, before any weights load
+            text_encoder = load_text_encoder(args.text_encoder, args.text_weights, args.text_max_length, layers, args.device,
+                                             key="--text-weights")
+        n = encode_dataset(ds, vae, args.out, shard_size=args.shard_size, batch_size=args.batch_size, device=args.device,
+                           text_encoder=text_encoder)
+        what = f"{'images' if modality == 'image' else modality + ' clips'}"
+        train = f"data.name=latents data.root={args.out} data.vae={args.vae}"
+        if text_encoder is not None:
+            what += f" and their captions ({text_encoder.name}, {text_encoder.dim}-dim)"
+            train += f" model.backbone=mmdit model.text_dim={text_encoder.dim}"
+        print(f"encoded {n} {what} with {type(vae).__name__} into {args.out}: train with {train}")
         return 0
     import torch
     from torchvision.utils import save_image

@@ -33,21 +33,30 @@ class DatasetEntry:
     build: Callable
     describe: Callable = lambda data_cfg: None
     rate: Callable = lambda data_cfg: None  # frames (video) or samples (audio) per second; None: images
-    condition: str = "class"  # what `y` holds: "class" labels (B,) or "text" caption ids (B, L)
+    condition: str | Callable = "class"  # what `y` holds: "class" labels (B,) or "text" captions; or fn(data_cfg) -> that
+    text_dim: Callable = lambda data_cfg: 0  # "text": 0 caption token ids (B, L), E > 0 caption embeddings (B, L, E)
 
 
-def register_dataset(name: str, describe: Callable | None = None, rate: Callable | None = None, condition: str = "class"):
+def register_dataset(name: str, describe: Callable | None = None, rate: Callable | None = None, condition: str | Callable = "class",
+                     text_dim: Callable | None = None):
     """Decorator on `build(data_cfg) -> Dataset`: `@register_dataset("shapes", describe=...)`."""
 
     def wrap(build):
-        DATASETS.register(name, DatasetEntry(build, describe or (lambda data_cfg: None), rate or (lambda data_cfg: None), condition))
+        DATASETS.register(name, DatasetEntry(build, describe or (lambda data_cfg: None), rate or (lambda data_cfg: None), condition,
+                                             text_dim or (lambda data_cfg: 0)))
         return build
 
     return wrap
 
 
 def condition_kind(data_cfg) -> str:
-    return DATASETS.get(data_cfg.name).condition
+    c = DATASETS.get(data_cfg.name).condition
+    return c(data_cfg) if callable(c) else c
+
+
+def caption_dim(data_cfg) -> int:
+    """Text data: 0 when captions are token ids, E when they are E-dim embeddings (captioned latent shards)."""
+    return int(DATASETS.get(data_cfg.name).text_dim(data_cfg))
 
 
 def clip_rate(data_cfg) -> float | None:
@@ -175,7 +184,15 @@ def _latents_rate(c) -> float | None:
     return None
 
 
-@register_dataset("latents", describe=_latents_describe, rate=_latents_rate)
+def _latents_text_dim(c) -> int:
+    """Captioned shards (`suite data encode --text-encoder`) record their embeddings' width; 0 otherwise."""
+    from suite.data.datasets import read_shard_meta
+
+    return int((read_shard_meta(c.root) or {}).get("text_dim") or 0)
+
+
+@register_dataset("latents", describe=_latents_describe, rate=_latents_rate,
+                  condition=lambda c: "text" if _latents_text_dim(c) else "class", text_dim=_latents_text_dim)
 def _latents(c) -> Dataset:
     if not c.root:
         raise ConfigError("data.root: the 'latents' dataset needs data.root=<dir of shard-*.pt>")

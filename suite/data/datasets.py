@@ -159,6 +159,8 @@ class LatentShardDataset(Dataset):
     """Precomputed latents (REPA-style), written by `suite data encode` (suite.data.latents has the
     shard format): image (C, h, w), video (C, t, h, w) or audio (C, l) latents with their labels
     and the media they came from (`pixels`, so external encoders see what belongs to each latent).
+    Captioned shards (suite.data.latents) make it a text dataset: `y` is the caption's embeddings
+    (L, E) float (padding zero: the MM-DiT's null token), and items carry the `caption` string.
     """
 
     def __init__(self, root: str, vae_path: str | None = None):
@@ -177,6 +179,11 @@ class LatentShardDataset(Dataset):
         self.rate = self.meta.get("rate")  # frames / samples per second of that media (None: images)
         self.image_shape = tuple(self.latents.shape[1:])
         self.pixel_shape = tuple(self.pixels.shape[1:]) if self.pixels is not None else None
+        self.text, self.captions, self.text_dim, self.condition = None, None, 0, "class"
+        if all("text_embeddings" in p for p in parts):
+            self.text = torch.cat([p["text_embeddings"] for p in parts])  # (n, L, E) bfloat16
+            self.captions = [c for p in parts for c in p["captions"]]
+            self.text_dim, self.condition = int(self.text.shape[-1]), "text"
 
     def __len__(self) -> int:
         return self.latents.shape[0]
@@ -187,8 +194,15 @@ class LatentShardDataset(Dataset):
             self._vae = LatentDecoder(self.vae_path, self.meta)
         return self._vae.to_pixels(x0)
 
+    def preview_conditions(self, n: int) -> torch.Tensor | None:
+        """Sample grids of captioned shards: the first n examples' caption embeddings (n, L, E); None
+        for class labels (the trainer then shows the classes in turn)."""
+        return None if self.text is None else self.text[torch.arange(n) % len(self)].float()
+
     def __getitem__(self, i: int) -> dict:
         item = {"x0": self.latents[i], "y": int(self.labels[i]), "index": i}
+        if self.text is not None:
+            item["y"], item["caption"] = self.text[i].float(), self.captions[i]  # (L, E): zeros stay zeros
         if self.pixels is not None:
             item["pixels"] = load_media(self.pixels[i])
         return item

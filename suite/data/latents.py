@@ -11,6 +11,14 @@ Shard format (one convention for every modality), `shard-%05d.pt`:
              images (n, 3, H, W) / video (n, 3, T, H, W) uint8, audio (n, 1, L) int16 (mono)
     meta     {"num_classes", "modality": image|video|audio, "vae_class": the diffusers class,
               "latent_shift", "latent_scale": per-channel lists, "rate": fps / samples per s | None}
+
+Captioned shards (`--text-encoder NAME --text-weights DIR`; captions from `x.txt` beside `x.png`
+or `--captions manifest`: suite.data.captioned) add
+    text_embeddings  (n, L, E) bfloat16  the text encoder's per-token embeddings, padding zeroed
+    text_masks       (n, L) bool         which tokens are the caption's
+    captions         n strings           the captions themselves (CLIP score, previews)
+    meta             + {"text_encoder", "text_weights", "text_max_length", "text_layers", "text_dim"}
+and the latent dataset then yields the embeddings as `y` (condition "text", model.text_dim = E).
 """
 from __future__ import annotations
 
@@ -75,18 +83,26 @@ def folder_dataset(vae, folder: str, image_size: int = 256, frames: int = 17, au
 
 
 @torch.no_grad()
-def encode_dataset(dataset, vae, out_dir: str, shard_size: int = 4096, batch_size: int = 64, device: str = "cpu") -> int:
+def encode_dataset(dataset, vae, out_dir: str, shard_size: int = 4096, batch_size: int = 64, device: str = "cpu",
+                   text_encoder=None) -> int:
     """Encode every item's `pixels` (a sample of the posterior, normalised by the VAE's latent
-    shift/scale) into shards; returns how many items were written."""
+    shift/scale) into shards; returns how many items were written. With `text_encoder`
+    (suite.text) the items' `caption`s are embedded into the captioned columns too."""
     norm = latent_normalisation(vae)
     modality = vae_modality(vae)
     rate = media_rate(vae) if modality == "audio" else getattr(dataset, "rate", None)
     check_media_shape(vae, tuple(dataset.pixel_shape))
     meta = {"num_classes": int(getattr(dataset, "num_classes", 0)), "modality": modality, "vae_class": type(vae).__name__,
             "latent_shift": norm["shift"], "latent_scale": norm["scale"], "rate": float(rate) if rate else None}
+    if text_encoder is not None:
+        meta.update(text_encoder.describe())
     writer = ShardWriter(out_dir, meta, shard_size)
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
         pix = batch["pixels"].to(device)  # (B, 3, H, W) | (B, 3, T, H, W) | (B, C, L) in [-1, 1]
         lat = encode_media(vae, pix, norm)  # (B, C', …)
-        writer.add(latents=lat.cpu(), labels=batch["y"], pixels=store_media(pix.cpu()))
+        text = {}
+        if text_encoder is not None:
+            emb, mask = text_encoder.encode(batch["caption"])  # (B, L, E), (B, L)
+            text = {"text_embeddings": emb.to(torch.bfloat16).cpu(), "text_masks": mask.cpu(), "captions": list(batch["caption"])}
+        writer.add(latents=lat.cpu(), labels=batch["y"], pixels=store_media(pix.cpu()), **text)
     return writer.close()

@@ -12,7 +12,7 @@ ADM's (measuring.md §1).
 
 Names (ARCHITECTURE.md): `fid2k_digits-classifier`, `kid500_inception`, `fd10k_dinov2`,
 `fd2k_moving-shapes-classifier`, `fd2k_tones-classifier`, `fvd2k_i3d`, `fvd2k_videomae`,
-`fidframes2k_inception` (frame-wise FID of video), `fad2k_clap-a`, `clapscore2k_clap-a`,
+`fidframes2k_inception` (frame-wise FID of video), `fad2k_clap-a`, `clapscore2k_clap-a`, `clipscore2k_clip`,
 `precision2k_digits-classifier`, `isc50k_inception`, `sfid50k_inception`, `class_consistency2k`,
 `fid2k_digits-classifier_cleanfid`. The sample count is always part of the name.
 """
@@ -26,13 +26,15 @@ import torch
 
 from suite.errors import SuiteError
 
-KINDS = ("fid", "sfid", "kid", "isc", "prc", "class_consistency", "fvd", "fad", "fidframes", "clapscore")
+KINDS = ("fid", "sfid", "kid", "isc", "prc", "class_consistency", "fvd", "fad", "fidframes", "clapscore", "clipscore")
+SCORE_KINDS = ("clapscore", "clipscore")  # media–caption agreement: no reference statistics needed
 FRECHET_KINDS = ("fid", "fvd", "fad", "fidframes")  # Fréchet distances of features (video: fvd, audio: fad, frames: fidframes)
 ALIASES = {"is": "isc", "fd": "fid", "precision": "prc", "recall": "prc", "precision_recall": "prc", "pr": "prc",
-           "fdframes": "fidframes", "fd_frames": "fidframes", "fid_frames": "fidframes", "clap_score": "clapscore"}
+           "fdframes": "fidframes", "fd_frames": "fidframes", "fid_frames": "fidframes", "clap_score": "clapscore",
+           "clip_score": "clipscore"}
 BACKENDS = ("torch-fidelity", "clean-fid")
 _BACKEND_ALIASES = {"torch_fidelity": "torch-fidelity", "torchfidelity": "torch-fidelity", "cleanfid": "clean-fid", "clean_fid": "clean-fid"}
-_FULL = re.compile(r"^(fidframes|fdframes|fid|sfid|fd|fvd|fad|kid|isc|precision|recall|clapscore)(\d+k?)_([A-Za-z0-9.\-]+?)(_cleanfid)?$")
+_FULL = re.compile(r"^(fidframes|fdframes|fid|sfid|fd|fvd|fad|kid|isc|precision|recall|clapscore|clipscore)(\d+k?)_([A-Za-z0-9.\-]+?)(_cleanfid)?$")
 _CC = re.compile(r"^class_consistency(\d+k?)$")
 
 
@@ -54,7 +56,7 @@ def backend_name(b: str) -> str:
 
 @dataclass(frozen=True)
 class MetricSpec:
-    kind: str  # fid | sfid | kid | isc | prc | class_consistency | fvd | fad | fidframes | clapscore
+    kind: str  # fid | sfid | kid | isc | prc | class_consistency | fvd | fad | fidframes | clapscore | clipscore
     n: int  # generated samples
     extractor: str | None  # extractor kind as in eval.extractor (auto | inception | dinov2 | <name>); None: class consistency
     backend: str = "torch-fidelity"
@@ -182,7 +184,7 @@ def compute_for_extractor(specs: list[MetricSpec], extractor_name: str, gen: dic
                           seed: int = 0, cleanfid_side: tuple | None = None, rows_per_sample: int = 1) -> dict[str, float]:
     """All specs of one extractor. `gen` holds features/logits of at least max(n) samples
     (`rows_per_sample` rows each: the frames of a clip for frame-wise FID); `gen["text"]` the
-    text embeddings of each sample's caption (CLAP score).
+    text embeddings of each sample's caption (CLAP score, CLIP score).
 
     `cleanfid_side` = (gen_features, ref_mu, ref_sigma, ref_features) when clean-fid computes
     its own features (Inception 'clean' mode); None: clean-fid reads the shared features.
@@ -200,6 +202,12 @@ def compute_for_extractor(specs: list[MetricSpec], extractor_name: str, gen: dic
             if "text" not in g:
                 raise SuiteError("clapscore needs the text embeddings of the samples' captions")
             out[names[0]] = clap_score(g["features"], g["text"])
+        elif s.kind == "clipscore":
+            from suite.evaluation.clip_score import clip_score
+
+            if "text" not in g:
+                raise SuiteError("clipscore needs the text embeddings of the samples' captions")
+            out[names[0]] = clip_score(g["features"], g["text"])
         elif s.kind in FRECHET_KINDS and s.backend != "clean-fid":
             out[names[0]] = fidelity_metric("fid", g, ref, seed)["value"]
         elif s.kind == "class_consistency":

@@ -59,8 +59,11 @@ def metric_group(spec, data_cfg) -> str:
     if spec.kind in need and (media != need[spec.kind][0] or kind == DOMAIN):
         raise ConfigError(f"eval.metrics: {spec.kind} needs {'a' if spec.kind == 'fvd' else 'an'} {need[spec.kind][0]} "
                           f"extractor ({need[spec.kind][1]}), not {shown!r}")
-    if spec.kind == "clapscore" and kind not in TEXT_EXTRACTORS:
-        raise ConfigError(f"eval.metrics: clapscore needs an extractor that embeds text ({', '.join(sorted(TEXT_EXTRACTORS))}), not {shown!r}")
+    if spec.kind in ("clapscore", "clipscore"):
+        want = "audio" if spec.kind == "clapscore" else "image"
+        fits = sorted(k for k in TEXT_EXTRACTORS if EXTRACTOR_MEDIA.get(k) == want)
+        if kind not in TEXT_EXTRACTORS or media != want:
+            raise ConfigError(f"eval.metrics: {spec.kind} needs an {want} extractor that embeds text ({', '.join(fits)}), not {shown!r}")
     if spec.kind in ("fid", "isc", "sfid") and kind != DOMAIN and media != "image":  # kid / prc on its features are fine
         prefix = {"video": "fvd", "audio": "fad"}[media]
         raise ConfigError(f"eval.metrics: {kind} reads {media}; its Fréchet distance is {prefix}<n>_{kind} (e.g. {prefix}2k_{kind})"
@@ -125,6 +128,13 @@ def _clap(name: str, weights_key: str):
                              min(e.batch_size, 16), e.seed)
 
     return build
+
+
+@register_extractor("clip", text=True)
+def _clip(cfg, device, cache_dir):
+    from suite.evaluation.clip_score import ClipExtractor
+
+    return ClipExtractor(cfg.eval.clip_weights, device, min(cfg.eval.batch_size, 64))
 
 
 register_extractor("clap-a", media="audio", text=True)(_clap("clap-a", "clap_audio_weights"))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from suite.evaluation.metrics import MetricSpec, compute_for_extractor, parse_metric
+from suite.evaluation.metrics import SCORE_KINDS, MetricSpec, compute_for_extractor, parse_metric
 from suite.evaluation.registry import build_extractor, metric_group
 
 PREFIX = "eval/"
@@ -115,13 +115,30 @@ class Evaluator:
         from suite.sampling import draw_labels, sample_images
 
         e = self.cfg.eval
-        labels = draw_labels(n, model.num_classes, self.cfg.sampling.label_sampling, torch.Generator().manual_seed(e.seed))
+        g = torch.Generator().manual_seed(e.seed)
+        captioned = self._captioned()
+        if captioned:  # captioned shards: the "labels" are the dataset indices of the captions sampled for
+            labels = torch.randint(0, len(self.dataset()), (n,), generator=g)
+        else:
+            labels = draw_labels(n, model.num_classes, self.cfg.sampling.label_sampling, g)
         for i, start in enumerate(range(0, n, e.batch_size)):
             y = labels[start : start + e.batch_size]
+            cond = torch.stack([self.dataset()[int(j)]["y"] for j in y]) if captioned else y  # (b, L, E) | (b,)
             x0, _ = sample_images(model, y.shape[0], self.cfg.sampling, device, seed=e.seed * 1_000_003 + i,
-                                  labels=y, batch_size=e.batch_size, clamp=self.cfg.data.name != "latents")
+                                  labels=cond, batch_size=e.batch_size, clamp=self.cfg.data.name != "latents")
             decoder = self.dataset() if x0.shape[1] not in (1, 3) else None  # latents: the dataset decodes
             yield quantise(generated_to_pixels(x0, decoder)), y  # (b, 3, H, W) uint8; video/audio: see quantise
+
+    def _captioned(self) -> bool:
+        """Data whose conditions are caption embeddings with their caption strings (captioned latent shards).
+        Decided from the config first (the shards' header), so evaluating class data never builds it."""
+        from suite.data import condition_kind
+
+        if condition_kind(self.cfg.data) != "text":
+            return False
+        ds = self.dataset()
+        return getattr(ds, "condition", "class") == "text" and getattr(ds, "captions", None) is not None \
+            and isinstance(ds.captions[0], str)
 
     def __call__(self, model, images_seen: int) -> dict[str, float]:
         """Evaluate; the caller's RNG streams (CPU and the model's CUDA device) are left untouched,
@@ -151,7 +168,8 @@ class Evaluator:
         try:
             if n_max:
                 exts = {kind: self.extractor(kind, device) for kind in self.groups}
-                refs = {kind: self.reference(kind, x) for kind, x in exts.items()}
+                refs = {kind: None if all(s.kind in SCORE_KINDS for s in self.groups[kind]) else self.reference(kind, x)
+                        for kind, x in exts.items()}  # media–caption scores need no reference statistics
                 feats: dict[str, list[dict]] = {kind: [] for kind in self.groups}
                 cf_feats: dict[str, list[torch.Tensor]] = {kind: [] for kind in self.groups}
                 labels = []
@@ -172,6 +190,8 @@ class Evaluator:
                         side = (torch.cat(cf_feats[kind]), ref_c.mu, ref_c.sigma, ref_c.features)
                     if any(s.kind == "clapscore" for s in specs):
                         gen["text"] = self._caption_features(exts[kind], labels)
+                    if any(s.kind == "clipscore" for s in specs):
+                        gen["text"] = self._sample_caption_features(exts[kind], labels)
                     vals = compute_for_extractor(specs, exts[kind].name, gen, refs[kind], labels, e.seed, side,
                                                  rows_per_sample=getattr(exts[kind], "rows_per_sample", 1))
                     results.update({PREFIX + k: v for k, v in vals.items()})
@@ -206,6 +226,16 @@ class Evaluator:
         table = extractor.text_features([captions[c] for c in classes])  # (K, D)
         index = {c: i for i, c in enumerate(classes)}
         return table[torch.tensor([index[int(c)] for c in labels])]  # (N, D)
+
+    def _sample_caption_features(self, extractor, labels: torch.Tensor) -> torch.Tensor:
+        """(N,) dataset indices of the captions the samples were generated for → (N, D) text embeddings (CLIP score)."""
+        from suite.errors import SuiteError
+
+        if not self._captioned():
+            raise SuiteError(f"clipscore: dataset {self.cfg.data.name!r} has no captions; use captioned latent shards "
+                             "(suite data encode --text-encoder)")
+        ds = self.dataset()
+        return extractor.text_features([ds[int(i)]["caption"] for i in labels])  # (N, D)
 
     def _cleanfid_inception(self, kind, device):
         """clean-fid with Inception: its own 'clean' resize and TorchScript model on both sides

@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from suite.errors import ConfigError
+from suite.models.conditions import drop_conditions
 from suite.models.presets import default_layers
 
 
@@ -52,7 +53,7 @@ def resolve_block(key: str, block: Optional[int], default: int, depth: int) -> i
 @dataclass
 class Batch:
     x0: torch.Tensor  # (B, C, H, W) what the generator learns (pixels or latents)
-    y: torch.Tensor  # (B,) class labels
+    y: torch.Tensor  # (B,) class labels, (B, L) caption ids or (B, L, E) caption embeddings (suite.models.conditions)
     pixels: Optional[torch.Tensor] = None  # (B, 3, H', W') raw images in [-1, 1] (external encoders)
     index: Optional[torch.Tensor] = None  # (B,) dataset indices
 
@@ -85,13 +86,13 @@ class Method(nn.Module):
     def drop_labels(self, y: torch.Tensor) -> torch.Tensor:
         """Replace the condition by the null one with probability `label_dropout` (one draw per sample).
 
-        y: (B,) class labels, or (B, L) caption token ids (a dropped caption is all null tokens).
+        y: (B,) class labels, (B, L) caption token ids (a dropped caption is all null tokens) or
+        (B, L, E) caption embeddings (a dropped caption is all zero tokens): suite.models.conditions.
         """
         if self.cfg.label_dropout <= 0:
             return y
         drop = torch.rand(y.shape[0], device=y.device) < self.cfg.label_dropout  # (B,)
-        drop = drop.view(-1, *([1] * (y.dim() - 1)))  # (B, 1, …)
-        return torch.where(drop, torch.full_like(y, self.null_class), y)
+        return drop_conditions(y, drop, self.null_class)
 
 
 def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

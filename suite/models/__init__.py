@@ -33,6 +33,10 @@ def model_dims(model_cfg) -> dict:
     if family and not model_cfg.preset.startswith(family):
         raise ConfigError(f"model.preset: {model_cfg.preset!r} is not a model.backbone={backbone} preset "
                           f"(expected {family}…); set model.backbone to match")
+    text_dim = getattr(model_cfg, "text_dim", 0)
+    if text_dim < 0 or (text_dim and backbone != "mmdit"):
+        raise ConfigError(f"model.text_dim: {text_dim} " + ("must be ≥ 0" if text_dim < 0 else
+                          "needs model.backbone=mmdit (only the MM-DiT takes caption embeddings)"))
     dims = parse_preset(model_cfg.preset)
     for k in ("hidden_size", "depth", "num_heads", "patch_size", "mlp_ratio", "double_blocks"):
         v = getattr(model_cfg, k, None)
@@ -60,7 +64,7 @@ def build_sit(model_cfg, data_shape: tuple[int, ...], num_classes: int) -> SiT:
 def build_mmdit(model_cfg, data_shape: tuple[int, ...], num_classes: int) -> MMDiT:
     try:
         return MMDiT(data_shape=tuple(data_shape), num_classes=num_classes, text_time=model_cfg.text_time,
-                     **model_dims(model_cfg))
+                     text_dim=model_cfg.text_dim, **model_dims(model_cfg))
     except ValueError as e:
         raise ConfigError(f"model.patch_size: {e}") from None
 
@@ -75,7 +79,15 @@ def model_spec(model_cfg, data_shape: tuple[int, ...], num_classes: int) -> dict
     return {"backbone": model_cfg.backbone, "data_shape": [int(d) for d in data_shape], "num_classes": int(num_classes)}
 
 
-def check_condition(model, condition: str) -> None:
-    """A dataset's condition kind ("class" labels or "text" token ids) must be one the backbone takes."""
+def check_condition(model, condition: str, text_dim: int = 0) -> None:
+    """A dataset's condition kind ("class" labels or "text": token ids when `text_dim` is 0, else
+    caption embeddings of `text_dim` dims) must be one the backbone takes."""
+    model_dim = int(getattr(model, "text_dim", 0) or 0)
     if condition == "text" and not getattr(model, "accepts_text", False):
         raise ConfigError("model.backbone: text conditions need model.backbone=mmdit (and an MMDiT-* preset)")
+    if condition != "text" and model_dim:
+        raise ConfigError(f"model.text_dim: {model_dim} takes caption embeddings, but this data has class labels; "
+                          "use captioned latent shards (suite data encode --text-encoder) or model.text_dim=0")
+    if condition == "text" and model_dim != text_dim:
+        raise ConfigError(f"model.text_dim: the data's captions are " + (f"{text_dim}-dim embeddings" if text_dim else "token ids")
+                          + f", the model expects {model_dim or 'token ids'}; set model.text_dim={text_dim}")

@@ -1,6 +1,7 @@
 """FLUX.2-style MM-DiT (selfflow-notes.md §2.3; the paper's App. A.3) with per-token data timesteps.
 
     text tokens (B, L) ids ──embed──► txt (B, L, D)        data x ──patchify──► img (B, N, D)
+    or caption embeddings (B, L, E) ──Linear──► txt (B, L, D)   (text_dim = E > 0)
     double-stream blocks 1..n_double: separate weights per stream, one joint attention over [txt, img]
     single-stream blocks n_double+1..depth: one set of weights over the concatenation [txt, img]
     final layer on the data tokens only → velocity, same shape as x
@@ -17,7 +18,10 @@
   mean (default) | base | min | none — see `TextTime` and docs/ARCHITECTURE.md.
 - The condition `y`: (B, L) long token ids in [0, num_classes], or (B,) class labels (one token).
   Id `num_classes` is the null token: a dropped condition (CFG) is all null tokens, and captions
-  are padded with it. Hidden-state taps and `stop_after` count blocks 1-indexed over all blocks
+  are padded with it. With `text_dim` = E > 0, y is instead (B, L, E) float caption embeddings from a
+  pretrained text encoder (suite.text), projected by a Linear; an all-zero token (padding, or every
+  token of a dropped caption) becomes a learned null embedding — the same one-null-for-both rule
+  (suite.models.conditions). Hidden-state taps and `stop_after` count blocks 1-indexed over all blocks
   (double then single) and return data tokens only.
 Time convention: suite.flow (t = 1 noise).
 """
@@ -27,6 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from suite.models.conditions import null_condition
 from suite.models.init import init_adaln_zero
 from suite.models.modality import make_modality
 from suite.models.qknorm import QKNorm
@@ -172,7 +177,7 @@ def joint_group_mask(groups: torch.Tensor, text_len: int) -> torch.Tensor:
 
 
 class MMDiT(nn.Module):
-    accepts_text = True  # y may be (B, L) caption token ids
+    accepts_text = True  # y may be (B, L) caption token ids, or (B, L, text_dim) caption embeddings
 
     def __init__(
         self,
@@ -185,24 +190,31 @@ class MMDiT(nn.Module):
         patch_size: int = 2,
         mlp_ratio: float = 4.0,
         text_time: str = "mean",
+        text_dim: int = 0,
     ):
         super().__init__()
         if hidden_size % num_heads or (hidden_size // num_heads) % 2:
             raise ValueError(f"hidden size {hidden_size} over {num_heads} heads must give an even head dimension")
         if not 0 <= double_blocks <= depth:
             raise ValueError(f"double_blocks {double_blocks} outside 0..{depth}")
+        if text_dim < 0:
+            raise ValueError(f"text_dim {text_dim} must be ≥ 0 (0: caption token ids)")
         if text_time not in TEXT_TIME_RULES:
             raise ValueError(f"text_time {text_time!r}; allowed: {', '.join(TEXT_TIME_RULES)}")
         self.data_shape, self.in_channels, self.num_classes = tuple(data_shape), data_shape[0], num_classes
         self.hidden_size, self.depth, self.num_heads, self.patch_size = hidden_size, depth, num_heads, patch_size
-        self.num_double, self.text_time = double_blocks, text_time
+        self.num_double, self.text_time, self.text_dim = double_blocks, text_time, text_dim
         self.null_class = num_classes  # the null token: dropped conditions and caption padding
         self.modality = make_modality(self.data_shape, patch_size, hidden_size)
         self.modality.pos_embed.zero_()  # RoPE gives positions; the patch embedding stays absolute-position free
         self.num_tokens = self.modality.num_tokens
         self.register_buffer("data_pos", data_positions(self.modality), persistent=False)  # (N, A)
         self.t_embedder = TimestepEmbedder(hidden_size)
-        self.text_embedder = nn.Embedding(num_classes + 1, hidden_size)  # last row: null token
+        if text_dim:  # caption embeddings (B, L, E) → (B, L, D); all-zero tokens → the learned null token
+            self.text_proj = nn.Linear(text_dim, hidden_size)
+            self.null_text = nn.Parameter(torch.zeros(hidden_size))
+        else:
+            self.text_embedder = nn.Embedding(num_classes + 1, hidden_size)  # last row: null token
         self.img_modulation = shared_modulation(hidden_size, 6)
         self.txt_modulation = shared_modulation(hidden_size, 6)
         self.single_modulation = shared_modulation(hidden_size, 3)
@@ -213,13 +225,23 @@ class MMDiT(nn.Module):
 
     def initialize_weights(self) -> None:
         """xavier linears, N(0, 0.02) embedders, zero modulation outputs and output layer (adaLN-Zero)."""
-        init_adaln_zero(self, [self.text_embedder, self.t_embedder.mlp[0], self.t_embedder.mlp[2]],
+        text = [] if self.text_dim else [self.text_embedder]
+        init_adaln_zero(self, [*text, self.t_embedder.mlp[0], self.t_embedder.mlp[2]],
                         [mod[-1] for mod in (self.img_modulation, self.txt_modulation, self.single_modulation,
                                              self.final_layer.adaLN_modulation)] + [self.final_layer.linear])
+        if self.text_dim:
+            nn.init.normal_(self.null_text, std=0.02)
 
     def text_tokens(self, y: torch.Tensor) -> torch.Tensor:
-        """(B,) class labels or (B, L) token ids → (B, L, D)."""
-        return self.text_embedder(y[:, None] if y.dim() == 1 else y)
+        """(B,) class labels, (B, L) token ids or (B, L, E) caption embeddings → (B, L, D)."""
+        if not self.text_dim:
+            if y.is_floating_point():
+                raise ValueError("caption embeddings given to an MM-DiT built for token ids (model.text_dim=0)")
+            return self.text_embedder(y[:, None] if y.dim() == 1 else y)
+        if not y.is_floating_point():  # integer conditions (e.g. the probe's null label): null tokens
+            return self.null_text.expand(y.shape[0], 1, -1)  # (B, 1, D)
+        null = (y == 0).all(dim=-1, keepdim=True)  # (B, L, 1): padding or a dropped caption
+        return torch.where(null, self.null_text, self.text_proj(y))  # (B, L, D)
 
     def forward_with_taps(self, x, t, y, taps=(), stop_after=None, attn_groups=None):
         """Velocity (same shape as x) and the data tokens after the requested blocks (1-indexed, double then single)."""
@@ -259,6 +281,6 @@ class MMDiT(nn.Module):
 
     def forward_with_cfg(self, x, t, y, cfg_scale: float) -> torch.Tensor:
         """v_u + w·(v_c − v_u) in one batched pass; the unconditional half sees all null tokens."""
-        v = self(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, self.null_class)]))
+        v = self(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, null_condition(y, self.null_class)]))
         v_c, v_u = v.chunk(2)
         return v_u + cfg_scale * (v_c - v_u)

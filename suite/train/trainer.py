@@ -94,7 +94,7 @@ class Trainer:
         self.train_set = build_dataset(cfg.data, "train")
         self.model_spec = model_spec(cfg.model, self.train_set.image_shape, self.train_set.num_classes)
         self.model = build_model(cfg.model, self.train_set.image_shape, self.train_set.num_classes).to(self.device)
-        check_condition(self.model, getattr(self.train_set, "condition", "class"))
+        check_condition(self.model, getattr(self.train_set, "condition", "class"), getattr(self.train_set, "text_dim", 0))
         self.model.grad_checkpointing = cfg.train.activation_checkpointing
         self.ema = make_ema(self.model)
         self.time_sampler = TimeSampler(cfg.time)
@@ -306,7 +306,9 @@ class Trainer:
 
         n = 64
         preview = getattr(self.train_set, "preview_conditions", None)  # captions for text data
-        labels = preview(n) if preview else torch.arange(n) % self.model.num_classes
+        labels = preview(n) if preview else None
+        if labels is None:
+            labels = torch.arange(n) % self.model.num_classes
         x0, _ = sample_images(self.ema, n, self.cfg.sampling, self.device, labels=labels)  # collective under FSDP
         if not self.dist.is_main:
             return []
