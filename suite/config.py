@@ -421,10 +421,18 @@ _HASH_EXCLUDE = ("name", "tracking", "train.runs_root", "train.run_dir", "train.
 _HASH_EXCLUDED = re.compile(r"^(?:%s)(?:\.|$)" % "|".join(map(re.escape, _HASH_EXCLUDE)))  # an excluded key or below it
 
 
+# Fields added after runs existed, with the value that reproduces what runs did before them: at
+# that value a field is left out of the hash, so upgrading the suite keeps every existing run's
+# identity (resume, sweep skipping). Any other value is hashed. A field added later goes here with
+# its behaviour-preserving value — not its current default, which may change.
+_HASH_NEUTRAL = {"model.text_dim": 0, "eval.clip_weights": None}
+
+
 def config_hash(cfg: RunConfig) -> str:
     """Identity of a run's computation (sweeps skip points whose hash already finished)."""
     flat = flatten(config_to_dict(cfg))
-    keep = {k: v for k, v in flat.items() if not _HASH_EXCLUDED.match(k)}
+    keep = {k: v for k, v in flat.items()
+            if not _HASH_EXCLUDED.match(k) and not (k in _HASH_NEUTRAL and v == _HASH_NEUTRAL[k])}
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

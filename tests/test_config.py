@@ -41,3 +41,19 @@ def test_overrides_are_typed_and_round_trip():
 def test_bad_values_name_the_key(overrides, needle):
     with pytest.raises(ConfigError, match=needle.replace("[", r"\[").replace("(", r"\(")):
         load_run_config("builtin:demo-digits", overrides)
+
+
+def test_fields_added_later_keep_old_runs_hashes_at_their_neutral_value():
+    """A field added after runs existed is left out of the hash at the value that reproduces the
+    old behaviour (so upgrading keeps every run resumable), and hashed at any other value."""
+    from suite.config import _HASH_NEUTRAL, config_hash, config_to_dict, flatten, load_run_config
+
+    cfg = load_run_config("builtin:demo-shapes-text")
+    flat = flatten(config_to_dict(cfg))
+    assert set(_HASH_NEUTRAL) <= set(flat)  # every neutral field is a real field
+    for key, neutral in _HASH_NEUTRAL.items():
+        assert flat[key] == neutral  # the shipped default is the old behaviour
+    other = load_run_config("builtin:demo-shapes-text")
+    other.model.text_dim = 8  # (shapes-text has token ids: validation would refuse it)
+    assert config_hash(other) != config_hash(cfg)
+    assert config_hash(load_run_config("builtin:demo-shapes-text", ["eval.clip_weights=/x"])) != config_hash(cfg)
