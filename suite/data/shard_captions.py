@@ -69,3 +69,16 @@ class ShardCaptions:
     def texts(self, indices) -> list[str]:
         """The caption strings of `indices`."""
         return [self.captions[int(i)] for i in torch.as_tensor(indices).reshape(-1)]
+
+
+TEXT_ENCODER_KEYS = ("text_encoder", "text_weights", "text_max_length", "text_layers", "text_dim")
+
+
+def text_encoder_record(meta: dict | None) -> dict | None:
+    """What a captioned shard's meta says about the encoder that embedded its captions (name,
+    weights directory, max_length, layers, width; `suite.text.TextEncoder.describe`), or None for
+    shards without captions. Runs keep it with their model (`model_spec`), so `suite sample
+    --caption` embeds new captions the same way after the shards have moved."""
+    if not meta or not meta.get("text_encoder"):
+        return None
+    return {k: meta[k] for k in TEXT_ENCODER_KEYS if k in meta}
