@@ -8,6 +8,7 @@ captions from an ImageNet-sized set decodes no image and reads only those rows' 
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Sequence
 
@@ -18,7 +19,8 @@ from suite.errors import ConfigError, MissingFileError
 
 class ShardCaptions:
     """`captions[i]` (str), `conditions(indices)` (b, L, E) float and `masks(indices)` (b, L) bool of
-    the shards under `root`, indexed as `LatentShardDataset` indexes them (shard order, then row)."""
+    the shards under `root`, indexed as `LatentShardDataset` indexes them (shard order, then row);
+    `select(rows)` gives the view a split sees (as `build_dataset`'s split of the same shards)."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser()
@@ -42,15 +44,26 @@ class ShardCaptions:
         sizes = torch.tensor([e.shape[0] for e in self._embeddings])
         self._starts = torch.cumsum(sizes, 0) - sizes  # (S,) first row of each shard
         self.text_dim = int(self._embeddings[0].shape[-1])
+        self._rows: torch.Tensor | None = None  # (n,) global rows of this view; None: every row
+
+    def select(self, rows: Sequence[int] | torch.Tensor) -> "ShardCaptions":
+        """The view of `rows` (indices of this view), indexed 0..len(rows) − 1."""
+        view = copy.copy(self)
+        rows = torch.as_tensor(rows, dtype=torch.long).reshape(-1)
+        view._rows = rows if self._rows is None else self._rows[rows]
+        view.captions = [self.captions[int(i)] for i in rows]
+        return view
 
     def __len__(self) -> int:
         return len(self.captions)
 
     def _locate(self, indices: Sequence[int] | torch.Tensor) -> list[tuple[int, int]]:
-        """Dataset indices → (shard, row) pairs."""
+        """Indices of this view → (shard, row) pairs."""
         idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
         if idx.numel() and (idx.min() < 0 or idx.max() >= len(self)):
             raise IndexError(f"caption index out of range 0..{len(self) - 1}")
+        if self._rows is not None:
+            idx = self._rows[idx]
         shard = torch.searchsorted(self._starts, idx, right=True) - 1  # (b,)
         return [(int(s), int(i - self._starts[s])) for s, i in zip(shard, idx)]
 

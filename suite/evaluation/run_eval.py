@@ -90,9 +90,13 @@ class Evaluator:
         if self._caption_source is None:
             d = self.cfg.data
             if d.name == "latents" and d.root:
+                from suite.data import split_indices
                 from suite.data.shard_captions import ShardCaptions
 
-                self._caption_source = ShardCaptions(d.root)
+                table = ShardCaptions(d.root)  # the training split's captions, indexed as build_dataset(d, "train")
+                if d.test_fraction > 0:
+                    table = table.select(split_indices(len(table), d.test_fraction, d.seed, "train"))
+                self._caption_source = table
             else:
                 self._caption_source = _DatasetCaptions(self.dataset())
         return self._caption_source
