@@ -82,3 +82,55 @@ def test_clipscore_on_captioned_shards_end_to_end(tmp_path, tiny_cfg, clip_dir):
     model = build_model(cfg.model, ds.image_shape, ds.num_classes)
     res = ev(model, 0)
     assert 0 <= res["eval/clipscore4_clip"] <= 100
+
+
+def test_clipscore_sampling_reads_only_the_caption_columns(tmp_path, tiny_cfg, clip_dir, monkeypatch):
+    """A CLIP-score evaluation on captioned shards conditions on the drawn captions' embeddings and
+    scores against their strings without building the dataset or decoding a stored image."""
+    import suite.data.datasets as datasets
+    import suite.sampling
+    from suite.cli import main
+    from suite.data.shard_captions import ShardCaptions
+    from suite.evaluation.run_eval import Evaluator
+    from suite.models import build_model
+    from test_text_conditioning import _image_folder, _tiny_vae
+
+    vae = _tiny_vae(tmp_path / "vae")
+    _image_folder(tmp_path / "imgs")
+    assert main(["data", "encode", "--folder", str(tmp_path / "imgs"), "--vae", str(vae), "--image-size", "16", "--out",
+                 str(tmp_path / "lat"), "--shard-size", "4", "--text-encoder", "clip", "--text-weights", str(clip_dir),
+                 "--text-max-length", "8"]) == 0
+    cfg = load_run_config(tiny_cfg(**{
+        "data": {"name": "latents", "root": str(tmp_path / "lat"), "vae": str(vae), "test_fraction": 0.34},
+        "model": {"backbone": "mmdit", "preset": "MMDiT-Nano/2", "hidden_size": 32, "depth": 2, "num_heads": 2, "text_dim": 32},
+        "eval": {"metrics": ["clipscore5_clip"], "clip_weights": str(clip_dir), "batch_size": 2, "cache_dir": str(tmp_path / "cache")},
+        "sampling.steps": 2}))
+    from suite.data import build_dataset, split_indices
+
+    full = datasets.LatentShardDataset(str(tmp_path / "lat"), str(vae))  # the reference: every column, across 2 shards
+    table = ShardCaptions(tmp_path / "lat")
+    idx = torch.tensor([5, 0, 3, 4])
+    torch.testing.assert_close(table.conditions(idx), torch.stack([full[int(i)]["y"] for i in idx]))
+    assert table.texts(idx) == [full.captions[int(i)] for i in idx] and len(table) == len(full) == 6
+    assert torch.equal(table.masks(idx), (table.conditions(idx) != 0).any(-1))
+    train = build_dataset(cfg.data, "train")  # the evaluator draws from the training split, as before
+    table = table.select(split_indices(6, 0.34, cfg.data.seed, "train"))
+    assert len(table) == len(train) == 4 and table.texts(range(4)) == [train[i]["caption"] for i in range(4)]
+    torch.testing.assert_close(table.conditions(range(4)), torch.stack([train[i]["y"] for i in range(4)]))
+
+    def refuse(*a, **k):
+        raise AssertionError("the evaluator read the shards' latents or pixels")
+
+    monkeypatch.setattr(datasets.LatentShardDataset, "__init__", refuse)
+    monkeypatch.setattr(datasets, "load_media", refuse)
+    seen, sample = [], suite.sampling.sample_images
+    monkeypatch.setattr(suite.sampling, "sample_images", lambda *a, labels=None, **k: (seen.append(labels), sample(*a, labels=labels, **k))[1])
+    scored = []
+    monkeypatch.setattr(ClipExtractor, "text_features", lambda self, texts: (scored.extend(texts), torch.ones(len(texts), 16))[1])
+    torch.manual_seed(0)
+    ev = Evaluator(cfg, device="cpu")
+    res = ev(build_model(cfg.model, (4, 8, 8), 1), 0)
+    assert 0 <= res["eval/clipscore5_clip"] <= 100
+    drawn = torch.randint(0, 4, (5,), generator=torch.Generator().manual_seed(cfg.eval.seed))  # the evaluator's draw
+    torch.testing.assert_close(torch.cat(seen), table.conditions(drawn))  # conditioned on the drawn captions' embeddings…
+    assert scored == table.texts(drawn)  # …and scored against the same captions

@@ -193,3 +193,41 @@ def test_data_encode_writes_captioned_shards_end_to_end(tmp_path, capsys):
     assert main([*args[:-6], "--text-encoder", "t5", "--text-weights", str(tmp_path / "nope"), "--captions", str(tmp_path / "m.jsonl"),
                  "--out", str(tmp_path / "lat5")]) == 2
     assert "nope/config.json" in capsys.readouterr().err
+
+
+def test_data_encode_reads_a_flat_captioned_folder_as_one_class(tmp_path, capsys):
+    """root/x.png + root/x.txt (no class sub-folders): every item class 0, each with its own caption."""
+    from PIL import Image
+
+    from suite.cli import main
+    from suite.config import DataConfig
+    from suite.data import build_dataset
+    from suite.text import load_text_encoder
+
+    vae, t5 = _tiny_vae(tmp_path / "vae"), save_tiny_t5(tmp_path / "t5")
+    flat = tmp_path / "pairs"
+    flat.mkdir()
+    captions = {"b": "a blue square", "a": "a photo of a cat", "c": "a small green ring in the top left"}
+    for i, (name, caption) in enumerate(captions.items()):
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (18, 16, 3), dtype=np.uint8)).save(flat / f"{name}.png")
+        (flat / f"{name}.txt").write_text(caption)
+    args = ["data", "encode", "--vae", str(vae), "--image-size", "16", "--text-encoder", "t5", "--text-weights", str(t5),
+            "--text-max-length", "6"]
+    assert main([*args, "--folder", str(flat), "--out", str(tmp_path / "lat")]) == 0
+    ds = build_dataset(DataConfig(name="latents", root=str(tmp_path / "lat"), test_fraction=0), "all")
+    assert len(ds) == 3 and ds.num_classes == 1 and ds.labels.tolist() == [0, 0, 0]
+    assert [ds[i]["caption"] for i in range(3)] == [captions[k] for k in ("a", "b", "c")]  # sorted by file name
+    emb, _ = load_text_encoder("t5", str(t5), max_length=6).encode([captions["a"]])
+    torch.testing.assert_close(ds[0]["y"], emb[0].bfloat16().float())
+
+    # one layout or the other: a folder with both is one line; without --text-encoder, class folders are needed
+    (flat / "extra").mkdir()
+    Image.new("RGB", (16, 16)).save(flat / "extra" / "d.png")
+    capsys.readouterr()
+    assert main([*args, "--folder", str(flat), "--out", str(tmp_path / "lat2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # (diffusers may warn above it)
+    assert err.startswith("error: --folder: ") and "both at its top level and in sub-folders" in err
+    assert not (tmp_path / "lat2").exists()
+    (flat / "extra" / "d.png").unlink()
+    assert main(["data", "encode", "--vae", str(vae), "--image-size", "16", "--folder", str(flat), "--out", str(tmp_path / "lat3")]) == 2
+    assert "no image files under" in capsys.readouterr().err

@@ -6,7 +6,8 @@ from __future__ import annotations
 def add_arguments(p) -> None:
     sub = p.add_subparsers(dest="data_command", required=True)
     e = sub.add_parser("encode", help="precompute VAE latents of an image, video or audio folder (REPA-style shards)")
-    e.add_argument("--folder", required=True, help="root/<class>/<file>: images, videos (GIF/WebP/MP4/WebM/MOV) or audio (WAV/FLAC/OGG)")
+    e.add_argument("--folder", required=True, help="root/<class>/<file>: images, videos (GIF/WebP/MP4/WebM/MOV) or audio (WAV/FLAC/OGG); "
+                                                   "with --text-encoder also root/<file> (no class folders: class 0)")
     e.add_argument("--vae", required=True, help="local diffusers VAE directory: AutoencoderKL (images), "
                                                 "AutoencoderKLWan (video), AutoencoderOobleck (audio)")
     e.add_argument("--vae-kind", choices=["auto", "image", "video", "audio"], default="auto",
@@ -49,7 +50,8 @@ def run(args) -> int:
             raise ConfigError(f"--text-layers: expected comma-separated integers, got {args.text_layers!r}") from None
         vae = load_vae(args.vae, args.device, args.vae_kind)
         modality = vae_modality(vae)
-        ds = folder_dataset(vae, args.folder, image_size=args.image_size, frames=args.frames, audio_length=args.audio_length)
+        ds = folder_dataset(vae, args.folder, image_size=args.image_size, frames=args.frames, audio_length=args.audio_length,
+                            flat=bool(args.text_encoder))  # captioned: root/x.png + root/x.txt works too (one class)
         text_encoder = None
         if args.text_encoder:
             from suite.data.captioned import captioned_folder

@@ -26,6 +26,7 @@ class LoadedRun:
     device: torch.device
     run_dir: Path
     checkpoint: Path
+    model_spec: dict | None = None  # as the checkpoint records it (None: written before self-describing runs)
 
 
 def load_run(run_dir, checkpoint=None, overrides=(), device: str = "auto") -> LoadedRun:
@@ -46,7 +47,7 @@ def load_run(run_dir, checkpoint=None, overrides=(), device: str = "auto") -> Lo
     except RuntimeError as e:
         raise SuiteError(f"checkpoint {ckpt_path} does not fit {cfg_path} ({str(e).splitlines()[0][:150]})") from None
     ema.eval().requires_grad_(False)
-    return LoadedRun(cfg, ema, int(ck["images_seen"]), dev, run_dir, ckpt_path)
+    return LoadedRun(cfg, ema, int(ck["images_seen"]), dev, run_dir, ckpt_path, ck.get("model_spec"))
 
 
 def saved_model_shape(ckpt: dict, cfg: RunConfig) -> tuple[tuple[int, ...], int]:

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from suite.data.folders import class_files
 from suite.errors import MissingFileError
 
 
@@ -55,16 +56,12 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
 class ImageFolderDataset(Dataset):
-    """root/<class>/<image>: resized (centre crop) to image_size, RGB, in [-1, 1]."""
+    """root/<class>/<image> (or, `flat`, root/<image>: one class, as captioned folders may be):
+    resized (centre crop) to image_size, RGB, in [-1, 1]."""
 
-    def __init__(self, root: str, image_size: int, hflip: bool = False):
+    def __init__(self, root: str, image_size: int, hflip: bool = False, flat: bool = False, key: str = "data.root"):
         self.root = Path(root)
-        if not self.root.is_dir():
-            raise MissingFileError(f"data.root: image folder not found: {root}")
-        classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
-        self.files = [(f, c) for c, name in enumerate(classes) for f in sorted((self.root / name).iterdir()) if f.suffix.lower() in IMAGE_EXTS]
-        if not self.files:
-            raise MissingFileError(f"data.root: no images under {root} (expected {root}/<class>/<image>{IMAGE_EXTS})")
+        classes, self.files = class_files(root, IMAGE_EXTS, "image", flat, key)
         self.classes, self.num_classes, self.image_size, self.hflip = classes, len(classes), image_size, hflip
         self.name = f"folder:{self.root.name}"
         self.image_shape = self.pixel_shape = (3, image_size, image_size)

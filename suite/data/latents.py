@@ -67,19 +67,21 @@ class ShardWriter:
         return self.total
 
 
-def folder_dataset(vae, folder: str, image_size: int = 256, frames: int = 17, audio_length: int = 131072):
-    """The media folder (root/<class>/<file>) that `vae` encodes, read as its modality needs:
-    images or video clips at `image_size`² (video: `frames` frames), audio at the VAE's sample rate
-    and channel count (`audio_length` samples). Items have `pixels` in [-1, 1] and `y`."""
+def folder_dataset(vae, folder: str, image_size: int = 256, frames: int = 17, audio_length: int = 131072, flat: bool = False):
+    """The media folder (root/<class>/<file>; `flat`: also root/<file>, one class) that `vae` encodes,
+    read as its modality needs: images or video clips at `image_size`² (video: `frames` frames),
+    audio at the VAE's sample rate and channel count (`audio_length` samples). Items have `pixels`
+    in [-1, 1] and `y`."""
     from suite.data.datasets import ImageFolderDataset
     from suite.data.media_files import AudioFolderDataset, VideoFolderDataset
 
     modality = vae_modality(vae)
     if modality == "video":
-        return VideoFolderDataset(folder, frames, image_size)
+        return VideoFolderDataset(folder, frames, image_size, flat=flat, key="--folder")
     if modality == "audio":
-        return AudioFolderDataset(folder, audio_length, media_rate(vae), int(getattr(vae.config, "audio_channels", 1)))
-    return ImageFolderDataset(folder, image_size)
+        return AudioFolderDataset(folder, audio_length, media_rate(vae), int(getattr(vae.config, "audio_channels", 1)), flat=flat,
+                                  key="--folder")
+    return ImageFolderDataset(folder, image_size, flat=flat, key="--folder")
 
 
 @torch.no_grad()

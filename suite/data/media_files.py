@@ -1,4 +1,5 @@
-"""Folders of real video and audio files, one sub-folder per class (root/<class>/<file>), read
+"""Folders of real video and audio files, one sub-folder per class (root/<class>/<file>; listing:
+suite.data.folders), read
 with the suite's dependencies: Pillow for GIF / animated WebP / APNG, the standard library's
 `wave` for PCM WAV, PyAV for MP4 / WebM / MOV / MKV / AVI and soundfile for FLAC / OGG / AIFF
 (both bundle their native libraries; an install without them gets one line naming the package).
@@ -15,24 +16,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from suite.errors import MissingFileError, SuiteError
+from suite.data.folders import class_files
+from suite.errors import SuiteError
 
 PIL_VIDEO_EXTS = (".gif", ".webp", ".png", ".apng")
 AV_VIDEO_EXTS = (".mp4", ".webm", ".mov", ".mkv", ".avi")
 WAV_EXTS = (".wav",)
 SOUNDFILE_EXTS = (".flac", ".ogg", ".aiff", ".aif")
-
-
-def class_files(root: str, exts: tuple[str, ...], what: str) -> tuple[list[str], list[tuple[Path, int]]]:
-    """(class names, [(file, class index)]) of root/<class>/<file> with one of `exts`."""
-    r = Path(root).expanduser()
-    if not r.is_dir():
-        raise MissingFileError(f"{what} folder not found: {root}")
-    classes = sorted(p.name for p in r.iterdir() if p.is_dir())
-    files = [(f, c) for c, name in enumerate(classes) for f in sorted((r / name).iterdir()) if f.suffix.lower() in exts]
-    if not files:
-        raise MissingFileError(f"no {what} files under {root} (expected {root}/<class>/<file> with one of {', '.join(exts)})")
-    return classes, files
 
 
 # ----------------------------------------------------------------------------- video
@@ -73,12 +63,13 @@ def clip_tensor(frames: np.ndarray, num_frames: int, size: int) -> torch.Tensor:
 
 
 class VideoFolderDataset(Dataset):
-    """root/<class>/<clip>: `frames` frames of `size`² RGB in [-1, 1], rate = the first clip's fps."""
+    """root/<class>/<clip> (or, `flat`, root/<clip>: one class): `frames` frames of `size`² RGB in [-1, 1],
+    rate = the first clip's fps."""
 
     kind = "video"
 
-    def __init__(self, root: str, frames: int, size: int):
-        self.classes, self.files = class_files(root, PIL_VIDEO_EXTS + AV_VIDEO_EXTS, "video")
+    def __init__(self, root: str, frames: int, size: int, flat: bool = False, key: str | None = None):
+        self.classes, self.files = class_files(root, PIL_VIDEO_EXTS + AV_VIDEO_EXTS, "video", flat, key)
         self.num_classes, self.frames, self.size = len(self.classes), frames, size
         self.rate = read_video(self.files[0][0], max_frames=1)[1]
         self.name = f"video-folder:{Path(root).name}"
@@ -130,13 +121,13 @@ def audio_tensor(x: np.ndarray, src_rate: float, rate: float, length: int) -> to
 
 
 class AudioFolderDataset(Dataset):
-    """root/<class>/<clip>: `length` samples at `rate` (the VAE's), `channels` channels (mono is
-    repeated, more channels than wanted are averaged), in [-1, 1]."""
+    """root/<class>/<clip> (or, `flat`, root/<clip>: one class): `length` samples at `rate` (the VAE's),
+    `channels` channels (mono is repeated, more channels than wanted are averaged), in [-1, 1]."""
 
     kind = "audio"
 
-    def __init__(self, root: str, length: int, rate: float, channels: int = 1):
-        self.classes, self.files = class_files(root, WAV_EXTS + SOUNDFILE_EXTS, "audio")
+    def __init__(self, root: str, length: int, rate: float, channels: int = 1, flat: bool = False, key: str | None = None):
+        self.classes, self.files = class_files(root, WAV_EXTS + SOUNDFILE_EXTS, "audio", flat, key)
         self.num_classes, self.length, self.rate, self.channels = len(self.classes), length, float(rate), channels
         self.name = f"audio-folder:{Path(root).name}"
         self.pixel_shape = (channels, length)

@@ -55,6 +55,8 @@ class Evaluator:
         self._extractors: dict = {}
         self._references: dict = {}
         self._dataset = None
+        self._decoder = None
+        self._caption_source = None
 
     # --------------------------------------------------------------- lazily built pieces
     def dataset(self):
@@ -66,6 +68,38 @@ class Evaluator:
             # latents without shards (an imported checkpoint): only the decoder is needed to make pixels
             self._dataset = LatentDecoder(d.vae) if d.name == "latents" and not d.root else build_dataset(d, "train")
         return self._dataset
+
+    def decoder(self):
+        """What turns generated latents into media: for latent shards the VAE alone (data.vae, with the
+        normalisation the shards' header records), so sampling never reads the shards' latents or pixels."""
+        if self._decoder is None:
+            d = self.cfg.data
+            if d.name == "latents":
+                from suite.data.datasets import LatentDecoder, read_shard_meta
+
+                self._decoder = LatentDecoder(d.vae, read_shard_meta(d.root))
+            else:
+                self._decoder = self.dataset()
+        return self._decoder
+
+    def captions(self):
+        """Where captioned sampling draws from: an object with `captions` (strings), `texts(indices)` and
+        `conditions(indices)` (b, L, E). Captioned latent shards: only their caption columns
+        (suite.data.shard_captions, memory-mapped; no latents or pixels read). Any other captioned
+        dataset: its items."""
+        if self._caption_source is None:
+            d = self.cfg.data
+            if d.name == "latents" and d.root:
+                from suite.data import split_indices
+                from suite.data.shard_captions import ShardCaptions
+
+                table = ShardCaptions(d.root)  # the training split's captions, indexed as build_dataset(d, "train")
+                if d.test_fraction > 0:
+                    table = table.select(split_indices(len(table), d.test_fraction, d.seed, "train"))
+                self._caption_source = table
+            else:
+                self._caption_source = _DatasetCaptions(self.dataset())
+        return self._caption_source
 
     def extractor(self, kind: str, device):
         if kind not in self._extractors:
@@ -118,15 +152,15 @@ class Evaluator:
         g = torch.Generator().manual_seed(e.seed)
         captioned = self._captioned()
         if captioned:  # captioned shards: the "labels" are the dataset indices of the captions sampled for
-            labels = torch.randint(0, len(self.dataset()), (n,), generator=g)
+            labels = torch.randint(0, len(self.captions().captions), (n,), generator=g)
         else:
             labels = draw_labels(n, model.num_classes, self.cfg.sampling.label_sampling, g)
         for i, start in enumerate(range(0, n, e.batch_size)):
             y = labels[start : start + e.batch_size]
-            cond = torch.stack([self.dataset()[int(j)]["y"] for j in y]) if captioned else y  # (b, L, E) | (b,)
+            cond = self.captions().conditions(y) if captioned else y  # (b, L, E) | (b,)
             x0, _ = sample_images(model, y.shape[0], self.cfg.sampling, device, seed=e.seed * 1_000_003 + i,
                                   labels=cond, batch_size=e.batch_size, clamp=self.cfg.data.name != "latents")
-            decoder = self.dataset() if x0.shape[1] not in (1, 3) else None  # latents: the dataset decodes
+            decoder = self.decoder() if x0.shape[1] not in (1, 3) else None  # latents: the VAE decodes
             yield quantise(generated_to_pixels(x0, decoder)), y  # (b, 3, H, W) uint8; video/audio: see quantise
 
     def _captioned(self) -> bool:
@@ -136,9 +170,8 @@ class Evaluator:
 
         if condition_kind(self.cfg.data) != "text":
             return False
-        ds = self.dataset()
-        return getattr(ds, "condition", "class") == "text" and getattr(ds, "captions", None) is not None \
-            and isinstance(ds.captions[0], str)
+        captions = self.captions().captions
+        return captions is not None and len(captions) > 0 and isinstance(captions[0], str)
 
     def __call__(self, model, images_seen: int) -> dict[str, float]:
         """Evaluate; the caller's RNG streams (CPU and the model's CUDA device) are left untouched,
@@ -234,8 +267,7 @@ class Evaluator:
         if not self._captioned():
             raise SuiteError(f"clipscore: dataset {self.cfg.data.name!r} has no captions; use captioned latent shards "
                              "(suite data encode --text-encoder)")
-        ds = self.dataset()
-        return extractor.text_features([ds[int(i)]["caption"] for i in labels])  # (N, D)
+        return extractor.text_features(self.captions().texts(labels))  # (N, D)
 
     def _cleanfid_inception(self, kind, device):
         """clean-fid with Inception: its own 'clean' resize and TorchScript model on both sides
@@ -252,6 +284,20 @@ class Evaluator:
                      else dataset_reference(cext, self.cfg.data, e.reference_split, None, e.seed, self.cache_dir))
             self._extractors["cleanfid-inception"], self._references["cleanfid-inception"] = cext, ref_c
         return self._extractors["cleanfid-inception"]
+
+
+class _DatasetCaptions:
+    """A captioned dataset read through its items (`y` the caption's embeddings, `caption` its string)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.captions = getattr(dataset, "captions", None) if getattr(dataset, "condition", "class") == "text" else None
+
+    def texts(self, indices) -> list[str]:
+        return [self.captions[int(i)] for i in indices]
+
+    def conditions(self, indices) -> torch.Tensor:
+        return torch.stack([self.dataset[int(i)]["y"] for i in indices])  # (b, L, E)
 
 
 def make_evaluator(cfg, run_dir=None, device=None, **kw) -> Evaluator:

@@ -74,9 +74,13 @@ def build_model(model_cfg, data_shape: tuple[int, ...], num_classes: int):
     return BACKBONES.get(model_cfg.backbone)(model_cfg, tuple(data_shape), int(num_classes))
 
 
-def model_spec(model_cfg, data_shape: tuple[int, ...], num_classes: int) -> dict:
-    """What a run directory records so its model can be rebuilt without its data (self-describing runs)."""
-    return {"backbone": model_cfg.backbone, "data_shape": [int(d) for d in data_shape], "num_classes": int(num_classes)}
+def model_spec(model_cfg, data_shape: tuple[int, ...], num_classes: int, text_encoder: dict | None = None) -> dict:
+    """What a run directory records so its model can be rebuilt without its data (self-describing runs);
+    for caption embeddings also the text encoder that made them (to embed new captions alike)."""
+    spec = {"backbone": model_cfg.backbone, "data_shape": [int(d) for d in data_shape], "num_classes": int(num_classes)}
+    if text_encoder:
+        spec["text_encoder"] = dict(text_encoder)
+    return spec
 
 
 def check_condition(model, condition: str, text_dim: int = 0) -> None:

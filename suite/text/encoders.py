@@ -110,3 +110,27 @@ def load_text_encoder(name: str, weights: str | None = None, max_length: int | N
     if tokenizer.pad_token is None:  # decoder-only tokenizers may have none: pad with end-of-text (masked anyway)
         tokenizer.pad_token = tokenizer.eos_token
     return TextEncoder(name, model.to(device), tokenizer, max_length or kind.max_length, layers, str(Path(source)))
+
+
+def load_recorded_text_encoder(record: dict, weights: str | None = None, device: str | torch.device = "cpu",
+                               key: str = "--text-weights") -> TextEncoder:
+    """The text encoder that embedded a run's training captions, loaded the same way (its `describe()`
+    record: name, max_length, layers) from `weights`, else from the directory it was read from if that
+    still holds a model. Embeddings of another width than recorded are refused: other weights."""
+    from suite.errors import MissingFileError
+
+    name, max_length, layers = record["text_encoder"], record.get("text_max_length"), tuple(record.get("text_layers") or ())
+    how = f"text encoder {name} (max_length {max_length}" + (f", layers {','.join(map(str, layers))})" if layers else ")")
+    if weights is None:
+        recorded = record.get("text_weights")
+        if not recorded or not (Path(recorded).expanduser() / "config.json").is_file():
+            where = f"from {recorded}, which no longer holds it" if recorded else "from a directory it did not record"
+            raise MissingFileError(f"{key}: this run's captions were embedded by {how} {where}; "
+                                   f"pass that model's directory (e.g. {TEXT_ENCODERS.get(name).repo_id}) with {key} DIR")
+        weights = recorded
+    encoder = load_text_encoder(name, weights, max_length, layers, device, key=key)
+    want = record.get("text_dim")
+    if want is not None and encoder.dim != int(want):
+        raise ConfigError(f"{key}: {encoder.source} gives {encoder.dim}-dim embeddings with {how}, but this run was trained "
+                          f"on {want}-dim ones; pass the directory of the model that embedded its captions")
+    return encoder

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from suite.config import RunConfig, config_hash, config_to_dict, dump_config, flatten
 from suite.data import ResumableSampler, build_dataset, collate
+from suite.data.shard_captions import text_encoder_record
 from suite.errors import ConfigError, DivergenceError, SuiteError
 from suite.flow import TimeSampler, broadcast_time, interpolate, velocity_target
 from suite.methods import Batch, build_method
@@ -92,7 +93,8 @@ class Trainer:
         # fails here leaves nothing behind, so the corrected config can use the same run directory.
         torch.manual_seed(cfg.seed * 1000 + self.dist.rank)
         self.train_set = build_dataset(cfg.data, "train")
-        self.model_spec = model_spec(cfg.model, self.train_set.image_shape, self.train_set.num_classes)
+        self.model_spec = model_spec(cfg.model, self.train_set.image_shape, self.train_set.num_classes,
+                                     text_encoder_record(getattr(self.train_set, "meta", None)))
         self.model = build_model(cfg.model, self.train_set.image_shape, self.train_set.num_classes).to(self.device)
         check_condition(self.model, getattr(self.train_set, "condition", "class"), getattr(self.train_set, "text_dim", 0))
         self.model.grad_checkpointing = cfg.train.activation_checkpointing
