@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--profile", default="cpu", help="cpu (~1 h on 2 cores), gpu (~20 min on one H100), cpu-reduced (~15 min), smoke (tests)")
+    p.add_argument("--profile", default="cpu", help="cpu (~80 min on 2 cores; its models stay undertrained, docs/REPORTS.md), gpu (~20 min on one H100), cpu-reduced (~15 min), smoke (tests)")
     p.add_argument("--out", default="benchmark", help="output folder (runs, MLflow store, report)")
     p.add_argument("--parallel", type=int, default=0, help="runs trained at once (default: the profile's)")
     p.add_argument("--dry-run", action="store_true", help="validate the sweep and list its points; train nothing")

@@ -17,8 +17,9 @@ profile 16×16 at patch 4 (16 tokens), because on 2 cores the budget that makes 
 tokens for 54 runs in an hour.
 
 Profiles (`--profile`):
-- cpu   (~1 h on 2 quiet cores, estimated from ~600 images/s per core): 16×16, width 64, depths
-        2 / 4 / 6, 48,000 images, evaluated every 12,000;
+- cpu   (measured 4,916 s on 2 shared cores): 16×16, width 64, depths 2 / 4 / 6, 48,000 images,
+        evaluated every 12,000. As measured its models stay undertrained (class consistency
+        0.26–0.28, chance 0.10): every verdict reads "not resolved" (docs/REPORTS.md);
 - gpu   (~20 min on one H100, estimated, not yet run): width 192, depths 4 / 8 / 12, patch 2
         (256 tokens), 300,000 images, batch 256, evaluated every 75,000 with 5,000 samples;
 - cpu-reduced (~15 min on 2 cores): the cpu profile with 2 seeds and 6,000 images — a pipeline
