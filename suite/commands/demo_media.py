@@ -41,3 +41,31 @@ def media_demo_spec(modality: str, out: Path, profile: str, parallel: int) -> di
         "executor": {"kind": "local", "array_parallelism": parallel, "cpus_per_task": 1},
         "dir": str(out / "sweeps" / name),
     }
+
+
+def media_demo_summary(sweep_dir: Path) -> list[str]:
+    """What the demo measured, one line each: the domain classifier's held-out accuracy, then the last
+    class consistency of every run against chance (1 / classes). Read from the runs' own files."""
+    import json
+
+    from suite.config import load_run_config
+    from suite.evaluation.domain_classifier import ClassifierRecipe, classifier_path, read_meta
+
+    lines = []
+    for run_dir in sorted((sweep_dir / "runs").glob("*/")):
+        metrics, cfg_file = run_dir / "metrics.jsonl", run_dir / "config.yaml"
+        if not (metrics.is_file() and cfg_file.is_file()):
+            continue
+        cfg = load_run_config(cfg_file)
+        if not lines:  # one classifier for every run: the same data and recipe
+            meta = read_meta(classifier_path(cfg.data, ClassifierRecipe(steps=cfg.eval.classifier_steps), cfg.eval.seed, cfg.eval.cache_dir))
+            acc = meta.get("test_accuracy")
+            lines.append(f"domain classifier ({cfg.data.name}): held-out accuracy "
+                         + (f"{acc:.3f} on {meta.get('test_images')} test clips" if acc is not None else "not recorded"))
+        evals = [json.loads(line) for line in metrics.read_text().splitlines() if '"eval/class_consistency' in line]
+        if evals:
+            last = evals[-1]
+            cc = next(v for k, v in last.items() if k.startswith("eval/class_consistency"))
+            lines.append(f"{cfg.method.name} depth {cfg.model.depth}: class consistency {cc:.3f} after {last['images_seen']} "
+                         f"images (chance {1 / cfg.data.num_classes:.2f})")
+    return lines
