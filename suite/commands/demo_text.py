@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 PROFILES = {  # budget knobs; `set` overrides the shipped config (the quick one only checks the pipeline)
-    "full": dict(total_images=16_000, n_samples=256, steps=20, judge_steps=400, judge_images=2000, set=[]),
+    "full": dict(total_images=16_000, n_samples=256, steps=20, judge_steps=400, judge_images=2000,
+                 set=["train.batch_size=32", "optim.lr=2e-3"]),  # 500 steps: learning on a CPU is step-bound
     "quick": dict(total_images=256, n_samples=16, steps=4, judge_steps=60, judge_images=256,
                   set=["data.image_size=16", "data.num_images=400", "model.hidden_size=32", "model.depth=2",
                        "model.num_heads=2", "model.double_blocks=1", "train.batch_size=32", "train.threads=1"]),
