@@ -7,6 +7,11 @@
    (held-out colour–shape pairs), without CFG and with CFG, and reports caption consistency
    (per attribute and all four) against chance. Writes results.json and sample grids to --out.
 Re-running continues where it stopped (finished runs are reused).
+
+Full profile, measured on 2 shared CPU cores (README): 500 steps at batch 32, lr 2e-3, one thread
+(two threads ran 10× slower on the loaded machine); 790 s of CPU. Colour, size and position
+follow the caption (0.76–1.00), shape does not yet (0.16–0.31, chance 0.20); all four 0.12–0.29
+against chance 0.006.
 """
 from __future__ import annotations
 
