@@ -20,6 +20,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 HALF = (0.5, 0.5, 0.5)  # SigLIP's normalisation: maps [0, 1] back to [-1, 1]
 
 
+def square_grid(input_size: int, patch_size: int) -> tuple[int, int]:
+    """The (h, w) patch grid of a square input: a plain function, so subclasses' `grid`
+    properties reach it without `super().grid` (which torch.compile cannot trace)."""
+    n = input_size // patch_size
+    return (n, n)
+
+
 class Encoder(nn.Module):
     """A frozen encoder emitting patch tokens (no CLS / register tokens): images here; video and
     audio encoders override `preprocess` and `token_grid` and set `modality`.
@@ -41,8 +48,7 @@ class Encoder(nn.Module):
     @property
     def grid(self) -> tuple[int, int]:
         """Token grid (h, w) that `forward_tokens(preprocess(x))` returns."""
-        n = self.input_size // self.patch_size
-        return (n, n)
+        return square_grid(self.input_size, self.patch_size)
 
     def preprocess(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [-1, 1] → the encoder's input: resized its way and normalised."""

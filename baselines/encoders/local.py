@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from suite.errors import CheckpointError, MissingFileError
 
-from baselines.encoders.base import Encoder
+from baselines.encoders.base import Encoder, square_grid
 from baselines.encoders.registry import register_encoder
 
 CONFIG_FILE = "encoder.json"
@@ -109,7 +109,7 @@ class LocalEncoder(Encoder):
 
     @property
     def grid(self) -> tuple[int, ...]:
-        return super().grid if self.cfg.modality == "image" else self.cfg.grid
+        return square_grid(self.input_size, self.patch_size) if self.cfg.modality == "image" else self.cfg.grid
 
     def preprocess(self, pixels: torch.Tensor) -> torch.Tensor:
         """Images: the base class's resize + normalise. Video (B, 3, T, H, W): frames resized and
