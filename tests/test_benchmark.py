@@ -8,7 +8,7 @@ from suite.commands import benchmark_spec as benchmark
 from suite.sweeps.spec import parse_sweep_spec
 
 
-@pytest.mark.parametrize("name", ["cpu", "gpu", "cpu-reduced"])
+@pytest.mark.parametrize("name", ["cpu", "cpu-shapes", "gpu", "cpu-reduced"])
 def test_profiles_cover_six_methods_three_sizes_and_seeds(name, tmp_path):
     p = benchmark.profile(name)
     d = benchmark.benchmark_spec(name, tmp_path, tmp_path / "enc", p)
@@ -18,7 +18,15 @@ def test_profiles_cover_six_methods_three_sizes_and_seeds(name, tmp_path):
     assert len(d["grid"]["model.depth"]) >= 3  # a scaling law needs 3 sizes (reports.fits.MIN_SIZES)
     assert len(d["grid"]["seed"]) >= (3 if name != "cpu-reduced" else 2)
     assert d["set"]["eval.every_images"] < d["set"]["train.total_images"]  # several budgets
-    assert d["set"]["data.name"] == "shapes"
+    assert d["set"]["data.name"] == p["data"]
+    assert benchmark.encoder_config(p).dataset == p["data"]  # REPA aligns to an encoder trained on the same data
+
+
+def test_cpu_profile_trains_on_digits_and_the_gpu_profile_on_shapes():
+    """The cpu profile is the one whose models learn on 2 cores; the harder shapes stay available."""
+    assert benchmark.profile("cpu")["data"] == "digits"
+    assert benchmark.profile("cpu-shapes")["data"] == "shapes"
+    assert benchmark.profile("gpu")["data"] == "shapes"
 
 
 def test_ablation_variants_are_the_shipped_presets():

@@ -25,7 +25,7 @@ def run(args) -> int:
     out = Path(args.out).resolve()
     t0 = time.time()
     say = lambda msg: print(f"[benchmark {time.time() - t0:5.0f}s] {msg}", flush=True)  # noqa: E731
-    encoder_dir = out / "encoders" / f"shapes{p['image_size']}-classifier-{args.profile}"
+    encoder_dir = out / "encoders" / f"{p['data']}{p['image_size']}-classifier-{args.profile}"
     spec = parse_sweep_spec(benchmark.benchmark_spec(args.profile, out, encoder_dir, p))
     if args.dry_run:
         return run_sweep(spec, kind="local", dry_run=True)
@@ -35,7 +35,7 @@ def run(args) -> int:
     else:
         from baselines.encoders.train import train_encoder
 
-        say("encoder: training a small ViT classifier on shapes (REPA's local target)")
+        say(f"encoder: training a small ViT classifier on {p['data']} (REPA's local target)")
         meta = train_encoder(benchmark.encoder_config(p), encoder_dir, log=lambda m: None)
         say(f"encoder: linear-probe accuracy {meta.get('linear_probe_acc', float('nan')):.3f}")
     from suite.tracking import init_store
