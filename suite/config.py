@@ -42,6 +42,7 @@ class DataConfig:
     seed: int = 0  # data generation / split seed
     hflip: bool = False  # random horizontal flips (never for digits)
     vae: Optional[str] = None  # latents: local AutoencoderKL directory, to decode samples for image metrics
+    audio_view: Literal["waveform", "spectrogram"] = "waveform"  # tones: what the generator models (suite/data/spectrogram.py)
 
 
 @dataclass
@@ -425,7 +426,7 @@ _HASH_EXCLUDED = re.compile(r"^(?:%s)(?:\.|$)" % "|".join(map(re.escape, _HASH_E
 # that value a field is left out of the hash, so upgrading the suite keeps every existing run's
 # identity (resume, sweep skipping). Any other value is hashed. A field added later goes here with
 # its behaviour-preserving value — not its current default, which may change.
-_HASH_NEUTRAL = {"model.text_dim": 0, "eval.clip_weights": None}
+_HASH_NEUTRAL = {"model.text_dim": 0, "eval.clip_weights": None, "data.audio_view": "waveform"}
 
 
 def config_hash(cfg: RunConfig) -> str:

@@ -77,6 +77,10 @@ def _check_ranges(cfg) -> None:
         raise ConfigError(f"optim.ema_decay: must be in (0, 1), got {o.ema_decay}")
     if o.grad_clip < 0 or o.weight_decay < 0 or o.warmup_images < 0:
         raise ConfigError("optim: grad_clip, weight_decay and warmup_images must be ≥ 0")
+    if d.audio_view != "waveform":
+        from suite.data.spectrogram import check_spectrogram_view
+
+        check_spectrogram_view(d)
     if not 0 <= d.test_fraction < 1:
         raise ConfigError(f"data.test_fraction: must be in [0, 1), got {d.test_fraction}")
     if not _DEVICE.match(t.device):

@@ -21,6 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 MODALITIES = {"video": "moving-shapes", "audio": "tones"}  # --modality → built-in dataset
+WIDTHS = {"video": 64, "audio": 128}  # audio: one 64-bin spectrogram frame per token needs a wider model
 # profile → budget knobs (images per run, evaluation cadence and size, sampler steps, classifier steps)
 PROFILES = {
     "full": dict(total_images=32_000, batch_size=16, lr=2e-3, eval_every=0, n_samples=400, log_every=3_200, steps=20,
@@ -39,7 +40,7 @@ def media_demo_spec(modality: str, out: Path, profile: str, parallel: int) -> di
         "description": f"Built-in {modality} demo: vanilla FM vs Self-Flow on {dataset}, depth {' and '.join(map(str, b['depths']))}.",
         "base": f"builtin:demo-{dataset}",
         "set": {
-            "model.hidden_size": 64, "train.runs_root": str(out / "runs"), "train.total_images": b["total_images"], "train.threads": 1,
+            "model.hidden_size": WIDTHS[modality], "train.runs_root": str(out / "runs"), "train.total_images": b["total_images"], "train.threads": 1,
             "train.batch_size": b["batch_size"], "optim.lr": b["lr"],  # learning here is step-bound: many small steps
             "train.log_every_images": b["log_every"], "train.ckpt_every_images": b["total_images"] // 2,
             "train.val_every_images": b["eval_every"] or b["total_images"], "train.progress": False,

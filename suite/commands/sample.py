@@ -58,10 +58,11 @@ def _png(args, loaded) -> int:
     latents = loaded.cfg.data.name == "latents"
     imgs, labels = sample_images(loaded.ema, args.n, loaded.cfg.sampling, loaded.device, seed=args.seed, labels=conditions,
                                  progress=True, clamp=not latents)
-    if latents:  # VAE latents → media, as the shards' header records the normalisation
-        from suite.data.datasets import LatentDecoder, read_shard_meta
+    from suite.data import media_decoder
 
-        imgs = LatentDecoder(loaded.cfg.data.vae, read_shard_meta(loaded.cfg.data.root)).to_pixels(imgs).clamp(-1, 1)
+    decoder = media_decoder(loaded.cfg.data)  # VAE latents (the shards' normalisation) / spectrograms → media
+    if decoder is not None:
+        imgs = decoder.to_pixels(imgs).clamp(-1, 1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if imgs.dim() == 4:

@@ -111,7 +111,21 @@ def _shapes(c) -> Dataset:
 def _media(c) -> Dataset:
     clips, labels, captions, kind, rate, class_names = _builtin_media(
         c.name, c.image_size, c.frames, c.audio_length, c.sample_rate, c.num_images, c.num_classes, c.seed)
-    return TensorMediaDataset(clips, labels, captions, c.num_classes, c.name, kind, rate, class_names, _class_captions(c.name))
+    clips = TensorMediaDataset(clips, labels, captions, c.num_classes, c.name, kind, rate, class_names, _class_captions(c.name))
+    if c.audio_view == "spectrogram":
+        from suite.data.spectrogram import SpectrogramClips, view_of
+
+        return SpectrogramClips(clips, view_of(c))
+    return clips
+
+
+def _tones_shape(c) -> tuple[int, ...]:
+    """One example as the generator sees it: (1, L) waveform or (bins, frames) spectrogram."""
+    if c.audio_view == "spectrogram":
+        from suite.data.spectrogram import view_of
+
+        return view_of(c).shape
+    return (1, c.audio_length)
 
 
 def _class_captions(name: str) -> list[str]:
@@ -131,7 +145,31 @@ def _video_fps(c) -> float:
 
 
 register_dataset("moving-shapes", describe=lambda c: ((3, c.frames, c.image_size, c.image_size), c.num_classes), rate=_video_fps)(_media)
-register_dataset("tones", describe=lambda c: ((1, c.audio_length), c.num_classes), rate=lambda c: c.sample_rate)(_media)
+register_dataset("tones", describe=lambda c: (_tones_shape(c), c.num_classes), rate=lambda c: c.sample_rate)(_media)
+
+
+def media_identity(data_cfg) -> dict:
+    """The data config fields that determine the media (pixels, frames, waveforms) the data yields:
+    the cache key of references and domain classifiers, which only ever see media. What the
+    generator models of them (`audio_view`) is left out, so both views share one classifier."""
+    import dataclasses
+
+    return {k: v for k, v in dataclasses.asdict(data_cfg).items() if k != "audio_view"}
+
+
+def media_decoder(data_cfg):
+    """What turns generated examples into media, built from the config alone (no data read):
+    latent shards → their VAE (`LatentDecoder`), the spectrogram view → Griffin-Lim; None when
+    the generator's output already is the media (pixels, frames, waveforms)."""
+    if data_cfg.name == "latents":
+        from suite.data.datasets import LatentDecoder, read_shard_meta
+
+        return LatentDecoder(data_cfg.vae, read_shard_meta(data_cfg.root))
+    if getattr(data_cfg, "audio_view", "waveform") == "spectrogram":
+        from suite.data.spectrogram import SpectrogramDecoder, view_of
+
+        return SpectrogramDecoder(view_of(data_cfg))
+    return None
 
 
 def _shapes_text_describe(c):

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from suite.data import media_identity
 from suite.errors import CheckpointError, MissingFileError
 from suite.evaluation.cache import atomic_write, cache_root, entry_lock, stable_hash, write_provenance
 from suite.evaluation.images import load_split, to_float
@@ -170,7 +171,7 @@ def data_kind(quantised: torch.Tensor) -> str:
 
 def classifier_key(data_cfg, recipe: ClassifierRecipe, seed: int) -> dict:
     """Everything that determines the classifier's weights."""
-    return {"data": dataclasses.asdict(data_cfg), "recipe": dataclasses.asdict(recipe), "seed": seed, "format": FORMAT_VERSION}
+    return {"data": media_identity(data_cfg), "recipe": dataclasses.asdict(recipe), "seed": seed, "format": FORMAT_VERSION}
 
 
 def classifier_path(data_cfg, recipe: ClassifierRecipe, seed: int, cache_dir=None) -> Path:

@@ -10,13 +10,13 @@ Two sources:
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from suite.data import media_identity
 from suite.errors import MissingFileError, SuiteError
 from suite.evaluation.cache import atomic_write, cache_root, entry_lock, read_provenance, stable_hash, write_provenance
 from suite.evaluation.frechet import feature_stats
@@ -57,7 +57,7 @@ def _tensor(a):
 def dataset_reference(extractor, data_cfg, split: str = "test", n: int | None = None, seed: int = 0,
                       cache_dir=None) -> Reference:
     """Features of up to n images of a split (all of it if n is None or larger), cached."""
-    key = {"dataset": dataclasses.asdict(data_cfg), "split": split, "n": n, "seed": seed, "extractor": extractor.fingerprint}
+    key = {"dataset": media_identity(data_cfg), "split": split, "n": n, "seed": seed, "extractor": extractor.fingerprint}
     if getattr(extractor, "has_spatial", False):
         key["spatial"] = 1  # entries that also hold sFID statistics
     stem = f"{data_cfg.name}-{split}-{extractor.name}-{'all' if n is None else n}-{stable_hash(key)}"

@@ -70,16 +70,13 @@ class Evaluator:
         return self._dataset
 
     def decoder(self):
-        """What turns generated latents into media: for latent shards the VAE alone (data.vae, with the
-        normalisation the shards' header records), so sampling never reads the shards' latents or pixels."""
+        """What turns generated examples into media, from the config alone (suite.data.media_decoder:
+        latent shards' VAE with the normalisation their header records, the spectrogram view's
+        Griffin-Lim), so sampling never reads the training data; else the dataset itself."""
         if self._decoder is None:
-            d = self.cfg.data
-            if d.name == "latents":
-                from suite.data.datasets import LatentDecoder, read_shard_meta
+            from suite.data import media_decoder
 
-                self._decoder = LatentDecoder(d.vae, read_shard_meta(d.root))
-            else:
-                self._decoder = self.dataset()
+            self._decoder = media_decoder(self.cfg.data) or self.dataset()
         return self._decoder
 
     def captions(self):
@@ -160,7 +157,7 @@ class Evaluator:
             cond = self.captions().conditions(y) if captioned else y  # (b, L, E) | (b,)
             x0, _ = sample_images(model, y.shape[0], self.cfg.sampling, device, seed=e.seed * 1_000_003 + i,
                                   labels=cond, batch_size=e.batch_size, clamp=self.cfg.data.name != "latents")
-            decoder = self.decoder() if x0.shape[1] not in (1, 3) else None  # latents: the VAE decodes
+            decoder = self.decoder() if x0.shape[1] not in (1, 3) else None  # latents / spectrograms: decoded
             yield quantise(generated_to_pixels(x0, decoder)), y  # (b, 3, H, W) uint8; video/audio: see quantise
 
     def _captioned(self) -> bool:
