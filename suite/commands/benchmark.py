@@ -1,4 +1,4 @@
-"""`suite benchmark [--profile cpu|gpu|smoke] [--out DIR] [--dry-run]`: argument wiring only; the
+"""`suite benchmark [--profile cpu|cpu-shapes|gpu|cpu-reduced|smoke] [--out DIR] [--dry-run]`: argument wiring only; the
 benchmark itself (methods, profiles, data, why) is suite/commands/benchmark_spec.py."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--profile", default="cpu", help="cpu (~80 min on 2 cores; its models stay undertrained, docs/REPORTS.md), gpu (~20 min on one H100), cpu-reduced (~15 min), smoke (tests)")
+    p.add_argument("--profile", default="cpu", help="cpu (digits, ~1 h on 2 cores, models learn), cpu-shapes (~80 min on 2 cores; its models stay undertrained, docs/REPORTS.md), gpu (shapes, ~20 min on one H100, not yet run), cpu-reduced (~15 min pipeline check), smoke (tests)")
     p.add_argument("--out", default="benchmark", help="output folder (runs, MLflow store, report)")
     p.add_argument("--parallel", type=int, default=0, help="runs trained at once (default: the profile's)")
     p.add_argument("--dry-run", action="store_true", help="validate the sweep and list its points; train nothing")
