@@ -9,10 +9,9 @@
 Re-running continues where it stopped (finished runs are reused).
 
 The two methods train side by side (`--parallel`, default 2: one process and one thread each).
-Full profile, measured on 2 shared CPU cores (README): 500 steps at batch 32, lr 2e-3, one thread
-per run (two threads ran 10× slower on the loaded machine); 790 s of CPU for both runs. Colour, size and position
-follow the caption (0.76–1.00), shape does not yet (0.16–0.31, chance 0.20); all four 0.12–0.29
-against chance 0.006.
+Full profile, measured on 2 quiet CPU cores (README): 500 steps at batch 32, lr 2e-3; 494 s end to
+end (training 220 s). Colour, size and position follow the caption (0.78–1.00), shape does not yet
+(0.18–0.30, chance 0.20); all four 0.11–0.28 against chance 0.006.
 """
 from __future__ import annotations
 
