@@ -6,15 +6,14 @@ dataset's own domain classifier (Fréchet distance, class consistency, linear pr
 report with GIF / WAV players. REPA needs a video / audio encoder and is not part of these
 variants yet.
 
-Sized by measurement (2 CPU cores shared with a background benchmark): learning here is bound by
-optimizer steps, so the full profile trains ONE size (width 64, depth 2) for 32,000 clips at batch
-16 (2,000 steps) and lr 2e-3, two runs side by side. Probes of vanilla FM on moving-shapes (class
-consistency of 200 samples, chance 0.10): batch 32 / 8,000 clips 0.11–0.16 (the old profile);
-batch 16: 0.13 at 8k, 0.18 at 16k, 0.35 at 32k clips; the same with p(t) unshifted (shift 1.0):
-0.22 at 32k, so the paper's shifted p(t) stays; 4 frames instead of 8: no better (0.11 at 16k).
+Sized by measurement: learning here is bound by optimizer steps, so the full profile trains ONE
+size (depth 2) for 64,000 clips at batch 16 (4,000 steps) and lr 2e-3, two runs side by side.
+Moving-shapes (vanilla FM, class consistency, chance 0.10): batch 16: 0.13 at 8k, 0.18 at 16k,
+0.35–0.38 at 32k, 0.50 at 64k clips (278 s end to end on 2 quiet cores); p(t) unshifted (shift
+1.0): 0.22 at 32k, so the paper's shifted p(t) stays; 4 frames instead of 8: no better.
 Tones are modelled as log-magnitude spectrograms (demo-tones.yaml, suite/data/spectrogram.py) at
 width 128: raw 8 kHz waveforms stayed at chance (0.085 at 8k–32k clips, batch 16); the spectrogram
-view reaches 0.41–0.47 (README). The two-size grid stays in the quick profile, which only checks
+view reaches 0.41–0.47 at 32k clips and 0.50–0.51 at 64k (294 s end to end; README). The two-size grid stays in the quick profile, which only checks
 the pipeline.
 """
 from __future__ import annotations
@@ -25,7 +24,7 @@ MODALITIES = {"video": "moving-shapes", "audio": "tones"}  # --modality → buil
 WIDTHS = {"video": 64, "audio": 128}  # audio: one 64-bin spectrogram frame per token needs a wider model
 # profile → budget knobs (images per run, evaluation cadence and size, sampler steps, classifier steps)
 PROFILES = {
-    "full": dict(total_images=32_000, batch_size=16, lr=2e-3, eval_every=0, n_samples=400, log_every=3_200, steps=20,
+    "full": dict(total_images=64_000, batch_size=16, lr=2e-3, eval_every=0, n_samples=400, log_every=3_200, steps=20,
                  classifier_steps=400, probe_n=400, depths=[2]),
     "quick": dict(total_images=1_280, batch_size=64, lr=1e-3, eval_every=0, n_samples=100, log_every=320, steps=8,
                   classifier_steps=100, probe_n=100, depths=[2, 4]),
