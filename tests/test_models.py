@@ -132,6 +132,27 @@ def test_structured_token_times_equal_the_per_token_computation(levels):
     torch.testing.assert_close(m(x, tau, y), v, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("levels", [2, 3])
+def test_structured_token_times_give_the_per_token_gradients(levels):
+    """The per-level select has its own backward (a one-hot matmul): the gradients of every weight
+    and of the input must equal those of the general (B, N) per-token path."""
+    from suite.models.token_times import TokenTimes
+
+    m = _tiny_model()
+    x, y = torch.randn(3, 3, 8, 8), torch.tensor([0, 4, 5])
+    lv, idx = torch.rand(3, levels), torch.randint(0, levels, (3, m.num_tokens))  # (B, K), (B, N)
+    for p in m.parameters():  # adaLN-Zero starts at zero; random weights make every path count
+        torch.nn.init.normal_(p, std=0.1)
+    grads = []
+    for t in (TokenTimes(lv, idx), TokenTimes(lv, idx).per_token()):
+        m.zero_grad()
+        xg = x.clone().requires_grad_(True)
+        m(xg, t, y).square().mean().backward()
+        grads.append([xg.grad, *(p.grad for p in m.parameters())])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_structured_conditioning_has_static_shapes_and_no_unique():
     """Whatever the mask, the conditioning levels are (B, 2, D): no shape depends on the data."""
     from suite.models.token_times import TokenTimes

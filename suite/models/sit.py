@@ -25,6 +25,11 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     return x * (1 + scale) + shift  # x (B, N, D); shift/scale (B, N|1, D)
 
 
+def modulate_plus_one(x: torch.Tensor, shift: torch.Tensor, one_plus_scale: torch.Tensor) -> torch.Tensor:
+    """`modulate` with 1 + scale already formed (per level, before the per-token select): one fused op."""
+    return torch.addcmul(shift, x, one_plus_scale)  # x (B, N, D); shift, 1 + scale (B, N|1, D)
+
+
 class Conditioning:
     """Per-token conditioning stored by level.
 
@@ -40,6 +45,17 @@ class Conditioning:
     def modulation(self, layer: nn.Module) -> torch.Tensor:
         out = layer(self.levels)  # (B, K|1|N, k·D)
         return out if self.times is None else self.times.select(out)  # (B, N|1, k·D)
+
+    def modulations(self, layer: nn.Module, chunks: int, scales: tuple[int, ...] = ()) -> list[torch.Tensor]:
+        """layer(c) as `chunks` pieces, each (B, N|1, D); the pieces in `scales` come back as 1 + piece.
+
+        Both happen per level, before the per-token select: the +1 costs no pass over (B, N, D), and
+        selecting each piece on its own spares the backward a concatenation of (B, N, chunks·D).
+        """
+        pieces = list(layer(self.levels).chunk(chunks, dim=-1))  # each (B, K|1|N, D)
+        for i in scales:
+            pieces[i] = 1 + pieces[i]
+        return pieces if self.times is None else [self.times.select(p) for p in pieces]  # each (B, N|1, D)
 
 
 class TimestepEmbedder(nn.Module):
@@ -83,10 +99,9 @@ class SiTBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, c: Conditioning, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         # x (B, N, D); modulations (B, N, D) per token or (B, 1, D) shared
-        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = c.modulation(self.adaLN_modulation).chunk(6, dim=-1)
-        x = x + gate_msa * self.attn(modulate(self.norm1(x), shift_msa, scale_msa), attn_mask)
-        x = x + gate_mlp * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
-        return x
+        shift_msa, scale1_msa, gate_msa, shift_mlp, scale1_mlp, gate_mlp = c.modulations(self.adaLN_modulation, 6, scales=(1, 4))
+        x = torch.addcmul(x, gate_msa, self.attn(modulate_plus_one(self.norm1(x), shift_msa, scale1_msa), attn_mask))
+        return torch.addcmul(x, gate_mlp, self.mlp(modulate_plus_one(self.norm2(x), shift_mlp, scale1_mlp)))
 
 
 class FinalLayer(nn.Module):
@@ -97,8 +112,8 @@ class FinalLayer(nn.Module):
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 2 * dim))
 
     def forward(self, x: torch.Tensor, c: Conditioning) -> torch.Tensor:
-        shift, scale = c.modulation(self.adaLN_modulation).chunk(2, dim=-1)
-        return self.linear(modulate(self.norm_final(x), shift, scale))  # (B, N, patch volume · C)
+        shift, scale1 = c.modulations(self.adaLN_modulation, 2, scales=(1,))
+        return self.linear(modulate_plus_one(self.norm_final(x), shift, scale1))  # (B, N, patch volume · C)
 
 
 def group_attention_mask(groups: torch.Tensor) -> torch.Tensor:

@@ -38,12 +38,37 @@ class TokenTimes(NamedTuple):
         return self.levels.gather(1, self.index)
 
     def select(self, per_level: torch.Tensor) -> torch.Tensor:
-        """(B, K, F) values per level → (B, N, F) per token. Static shapes; K = 2 is a `where`
-        (its backward needs no scatter), other K a gather."""
-        if self.num_levels == 2:
-            return torch.where(self.index[..., None].bool(), per_level[:, 1:2], per_level[:, 0:1])  # (B, N, F)
-        idx = self.index[..., None].expand(-1, -1, per_level.shape[-1])  # (B, N, F)
-        return per_level.gather(1, idx)
+        """(B, K, F) values per level → (B, N, F) per token, static shapes (`SelectLevels`)."""
+        return SelectLevels.apply(per_level, self.index)
+
+
+class SelectLevels(torch.autograd.Function):
+    """per_level (B, K, F), index (B, N) in [0, K) → (B, N, F): out[b, n] = per_level[b, index[b, n]].
+
+    Forward: one row copy per token (`index_select` over the flattened (B·K, F) levels), exact in any
+    dtype and ~4× faster on a CPU than a broadcasting `where`. Backward: one batched matmul of the
+    levels' one-hot with the gradient, (B, K, N) @ (B, N, F) → (B, K, F): it reads the (B, N, F)
+    gradient once (autograd's `where` backward writes two masked copies and sums each over N) and is
+    deterministic on a GPU, unlike a scatter-add. Together: dual timesteps cost ~10 % less CPU step
+    time at SiT-Mini (docs/PERFORMANCE.md). The index gets no gradient.
+    """
+
+    @staticmethod
+    def forward(per_level: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        b, k, f = per_level.shape
+        rows = (index + k * torch.arange(b, device=index.device)[:, None]).flatten()  # (B·N,) into (B·K, F)
+        return per_level.reshape(b * k, f).index_select(0, rows).view(b, index.shape[1], f)  # (B, N, F)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.num_levels = inputs[0].shape[1]
+        ctx.save_for_backward(inputs[1])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (index,) = ctx.saved_tensors  # (B, N)
+        one_hot = torch.nn.functional.one_hot(index, ctx.num_levels).transpose(1, 2).to(grad.dtype)  # (B, K, N)
+        return torch.bmm(one_hot, grad), None  # (B, K, F)
 
 
 Times = Union[torch.Tensor, TokenTimes]
