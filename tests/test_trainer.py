@@ -43,6 +43,36 @@ def test_killed_and_resumed_run_matches_uninterrupted(tiny_cfg, tmp_path):
     assert steps and len(steps) == len(set(steps)) == 20
 
 
+def test_preemption_checkpoint_between_a_step_and_its_logs_loses_no_position(tiny_cfg, monkeypatch):
+    """Submitit's USR2 handler may checkpoint after a step has finished but before that position's
+    training log and validation were written. The checkpoint records what is still due (with the
+    flushed training log); the resumed run writes it first: every position once, none twice."""
+    from suite.train.trainer import Trainer
+
+    hit = 4 * 32  # the position where the "signal" lands: due for the training log and validation
+    original = Trainer._run_hooks
+
+    def preempted(self, evaluator):
+        if self.images_seen == hit and self._pending_hooks == ["log", "val"]:
+            assert self.save_checkpoint()  # what the handler does, then Submitit exits
+            raise SystemExit(-1)
+        return original(self, evaluator)
+
+    over = {"train.val_every_images": 64}
+    full = train(load_run_config(tiny_cfg(name="whole", **over)))
+    monkeypatch.setattr(Trainer, "_run_hooks", preempted)
+    with pytest.raises(SystemExit):
+        train(load_run_config(tiny_cfg(name="preempted", **over)))
+    monkeypatch.setattr(Trainer, "_run_hooks", original)
+    resumed = train(load_run_config(tiny_cfg(name="preempted", **over)))
+    a, b = losses_by_step(full.run_dir), losses_by_step(resumed.run_dir)
+    assert sorted(b) == sorted(a) == list(range(32, 641, 32))
+    np.testing.assert_allclose([b[k] for k in sorted(b)], [a[k] for k in sorted(a)], rtol=1e-5, atol=1e-6)
+    for key, every in (("train/loss", 32), ("val/loss_t0.5", 64)):
+        _, _, steps = mlflow_history(resumed.run_dir, key)
+        assert sorted(steps) == list(range(every, 641, every)), key  # none lost, none twice
+
+
 def test_training_on_digits_learns_and_logs_everything(tiny_cfg):
     cfg = load_run_config(tiny_cfg(name="learn", **{"train.total_images": 6400, "train.log_every_images": 640,
                                                      "train.ckpt_every_images": 3200, "data.image_size": 8}))
@@ -195,3 +225,21 @@ def test_ema_update_equals_the_textbook_formula():
     update_ema(ema, model, 0.9)
     for e, x in zip(ema.parameters(), expected):
         torch.testing.assert_close(e, x, rtol=1e-6, atol=1e-7)
+
+
+def test_preemption_signals_wait_for_the_weight_update():
+    """USR2 sent during the weight update runs its handler only once the update is whole."""
+    import os
+    import signal
+
+    from suite.train.trainer import signals_deferred
+
+    seen = []
+    old = signal.signal(signal.SIGUSR2, lambda *a: seen.append("handler"))
+    try:
+        with signals_deferred():
+            os.kill(os.getpid(), signal.SIGUSR2)
+            seen.append("update done")
+        assert seen == ["update done", "handler"]
+    finally:
+        signal.signal(signal.SIGUSR2, old)

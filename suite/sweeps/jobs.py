@@ -76,8 +76,11 @@ def _checkpoint_active_trainer() -> None:
         _log_event(trainer.run_dir, "checkpoint_skipped", images_seen=int(trainer.images_seen),
                    reason="multi-process trainer: resumes from its last periodic checkpoint")
         return
-    trainer.save_checkpoint()
-    _log_event(trainer.run_dir, "checkpoint", images_seen=int(trainer.images_seen))
+    if trainer.save_checkpoint():
+        _log_event(trainer.run_dir, "checkpoint", images_seen=int(trainer.images_seen))
+    else:  # mid-update or after a non-finite loss: the last periodic checkpoint stands
+        _log_event(trainer.run_dir, "checkpoint_skipped", images_seen=int(trainer.images_seen),
+                   reason="no consistent checkpoint now: resumes from the last periodic one")
 
 
 class TrainPoint(submitit.helpers.Checkpointable):

@@ -6,8 +6,11 @@ are in images seen. A run restarted in the same run directory resumes exactly wh
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +61,34 @@ def pick_device(name: str, info: DistInfo) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"train.device: {name} requested but CUDA is not available here")
     return torch.device(name)
+
+
+HOOKS = ("log", "val", "samples", "eval")  # what a position may be due for after a step, in order
+
+
+@contextlib.contextmanager
+def signals_deferred(signals=(signal.SIGUSR2, signal.SIGTERM)):
+    """Hold back `signals` (Submitit's preemption USR2, SLURM's TERM) until the block ends, then
+    give each to the handler it would have reached. Python-level: a thread mask would not do, as
+    the kernel hands a process signal to any thread (torch's, the data loader's) that does not
+    block it. Main thread only (where Python runs handlers); elsewhere a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[tuple[int, object]] = []
+    signals = [s for s in signals if signal.getsignal(s) is not None]  # None: set outside Python, left alone
+    previous = {s: signal.signal(s, lambda signum, frame: held.append((signum, frame))) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for signum, frame in held:
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
 
 
 class _Interval:
@@ -125,6 +156,10 @@ class Trainer:
             (self.run_dir / "config.yaml").write_text(dump_config(cfg))
             self.state.update(model_spec=self.model_spec)
         self._phase, self._step_rng, self._stop_signal = "idle", None, None
+        # The hooks due at this position that have not run yet, and the training log flushed for the
+        # first of them (see `_run_hooks`); a checkpoint carries both, so a resume finishes them.
+        self._pending_hooks: list[str] = []
+        self._flushed_log: dict | None = None
         self._resume()
         self.state.update(parallel=self.parallel, world_size=self.dist.world_size)  # recorded with the run
         self.net = self.model
@@ -159,6 +194,7 @@ class Trainer:
         except (RuntimeError, KeyError, ValueError) as e:
             raise SuiteError(f"checkpoint {self.ckpt_path} does not fit this config ({str(e).splitlines()[0][:150]})") from None
         self.step, self.images_seen, self.data_position = int(ck["step"]), int(ck["images_seen"]), int(ck["data_position"])
+        self._pending_hooks, self._flushed_log = list(ck.get("pending_hooks", [])), ck.get("pending_log")
         rng = ck["rng"]
         ckpt_io.set_rng_state(rng[self.dist.rank % len(rng)] if isinstance(rng, list) else rng)
         self.resumed_from = self.images_seen
@@ -169,12 +205,16 @@ class Trainer:
         During a step's forward/backward the weights are still those of the last finished step, so
         the checkpoint is that step's, with the RNG state it started with (the step is redone on
         resume, identically). During the short weight update it cannot be consistent: it is skipped
-        and the last periodic checkpoint stands.
+        and the last periodic checkpoint stands. Between a step and the end of its hooks (training
+        log, validation, samples, evaluation) it records the hooks not yet run, with the training
+        log flushed, and the resumed run runs them first: no logged position is lost.
         """
         if self._phase == "update":
             return False
         if self.log_window.nonfinite():  # a non-finite loss never reaches a checkpoint
             return False
+        if "log" in self._pending_hooks and self._flushed_log is None:
+            self._flushed_log = self._flush_training_log()
         rng = self._step_rng if self._phase == "compute" else ckpt_io.rng_state()
         if self.dist.enabled:
             gathered = [None] * self.dist.world_size
@@ -182,6 +222,7 @@ class Trainer:
             rng = gathered
         counters = {"step": self.step, "images_seen": self.images_seen, "data_position": self.data_position,
                     "rng": rng, "config_hash": self.hash,
+                    "pending_hooks": list(self._pending_hooks), "pending_log": self._flushed_log,
                     "model_spec": self.model_spec}  # rebuilds the model without the data (suite sample / eval)
         if self.parallel == "fsdp":
             return self._save_sharded(counters, snapshot)
@@ -256,13 +297,14 @@ class Trainer:
             average_gradients_across_ranks(self.method, self.dist)  # projectors live outside the DDP wrapper
         params = [p for g in self.opt.param_groups for p in g["params"]]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.optim.grad_clip, foreach=True)
-        self._phase = "update"
-        self.opt.step()
-        update_ema(self.ema, self.model, self.cfg.optim.ema_decay)
-        self.step += 1
-        self.images_seen += self.cfg.train.batch_size
-        self.data_position += self.cfg.train.batch_size
-        self._phase = "idle"
+        with signals_deferred():  # a preemption signal waits until the update is whole
+            self._phase = "update"
+            self.opt.step()
+            update_ema(self.ema, self.model, self.cfg.optim.ema_decay)
+            self.step += 1
+            self.images_seen += self.cfg.train.batch_size
+            self.data_position += self.cfg.train.batch_size
+            self._phase = "idle"
         logs = {"train/loss": out.loss.detach(), **{f"train/loss_{k}": v.detach() for k, v in out.terms.items()},
                 **{f"train/{k}": v.detach() for k, v in out.logs.items()}, "train/grad_norm": grad_norm.detach()}
         self.log_window.add(logs, {"train/lr": lr}, out.loss, self.step)
@@ -352,33 +394,27 @@ class Trainer:
         eval_iv = _Interval(cfg.eval.every_images, self.images_seen)
         if self.images_seen == 0:
             self.save_checkpoint(snapshot=True)  # step 0: what evaluations compare against
-        self.log_window.flush()  # drop anything logged before the loop (e.g. bench warm-up)
-        tic, imgs_at_tic, steps_here = time.perf_counter(), self.images_seen, 0
+        if not self._pending_hooks:
+            self.log_window.flush()  # drop anything logged before the loop (e.g. bench warm-up)
+        self._tic, self._imgs_at_tic, steps_here = time.perf_counter(), self.images_seen, 0
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=t.total_images, initial=self.images_seen, unit="img", desc=cfg.name,
-                   disable=not (main and t.progress), dynamic_ncols=True, leave=False)
+        self._bar = bar = tqdm(total=t.total_images, initial=self.images_seen, unit="img", desc=cfg.name,
+                               disable=not (main and t.progress), dynamic_ncols=True, leave=False)
         status, self._last_eval = "finished", -1
         restore_sigterm = self._catch_sigterm()
         try:
+            self._run_hooks(evaluator)  # those a checkpoint taken mid-bookkeeping left undone
             while self.images_seen < t.total_images:
                 self.train_step(next(batches))  # no host sync: logs accumulate on the device
                 steps_here += 1
                 bar.update(t.batch_size)
-                if log_iv.due(self.images_seen) or self.images_seen >= t.total_images:
-                    self.check_finite()  # the log interval is where the host waits for the device
-                    metrics = self.log_window.flush()
-                    now = time.perf_counter()
-                    metrics["perf/images_per_s"] = (self.images_seen - imgs_at_tic) / max(now - tic, 1e-9)
-                    tic, imgs_at_tic = now, self.images_seen
-                    bar.set_postfix(loss=f"{metrics['train/loss']:.4f}")
-                    self._emit(metrics, "on_log")
-                if val_iv.due(self.images_seen):
-                    self._emit(self.validation_losses(), "on_log")
-                if sample_iv.due(self.images_seen) and (main or self.parallel == "fsdp"):
-                    self._log_samples()
-                if evaluator and eval_iv.due(self.images_seen):
-                    self._evaluate(evaluator)
+                x = self.images_seen
+                due = {"log": log_iv.due(x) or x >= t.total_images, "val": val_iv.due(x),
+                       "samples": sample_iv.due(x) and (main or self.parallel == "fsdp"),
+                       "eval": bool(evaluator) and eval_iv.due(x)}
+                self._pending_hooks = [h for h in HOOKS if due[h]]
+                self._run_hooks(evaluator)
                 if ckpt_iv.due(self.images_seen):
                     self.check_finite()
                     self.save_checkpoint()
@@ -424,8 +460,6 @@ class Trainer:
     def _catch_sigterm(self):
         """A plain SLURM preemption or `scancel` sends SIGTERM: finish the step, checkpoint, stop.
         Only when nobody else (e.g. Submitit) handles SIGTERM; returns the undo."""
-        import signal
-        import threading
 
         if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
             return lambda: None
@@ -435,6 +469,39 @@ class Trainer:
 
         signal.signal(signal.SIGTERM, on_term)
         return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def _run_hooks(self, evaluator) -> None:
+        """Run the pending hooks of this position in order, each dropped from the list once done.
+
+        A checkpoint taken meanwhile (Submitit's handler) records the rest, so a resumed run does
+        each at most once more: the one the signal interrupted, whose repeated MLflow steps the
+        tracker skips.
+        """
+        while self._pending_hooks:
+            hook = self._pending_hooks[0]
+            if hook == "log":
+                metrics = self._flushed_log if self._flushed_log is not None else self._flush_training_log()
+                self._emit(metrics, "on_log")
+                self._flushed_log = None
+            elif hook == "val":
+                self._emit(self.validation_losses(), "on_log")
+            elif hook == "samples":
+                self._log_samples()
+            elif evaluator is not None:
+                self._evaluate(evaluator)
+            self._pending_hooks.pop(0)
+
+    def _flush_training_log(self) -> dict:
+        """The log window's means and the throughput since the last flush; the log interval is where
+        the host waits for the device."""
+        self.check_finite()
+        metrics = self.log_window.flush()
+        now = time.perf_counter()
+        metrics["perf/images_per_s"] = (self.images_seen - self._imgs_at_tic) / max(now - self._tic, 1e-9)
+        self._tic, self._imgs_at_tic = now, self.images_seen
+        if "train/loss" in metrics:
+            self._bar.set_postfix(loss=f"{metrics['train/loss']:.4f}")
+        return metrics
 
     def _evaluate(self, evaluator) -> None:
         self._last_eval = self.images_seen
