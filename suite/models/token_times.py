@@ -67,7 +67,8 @@ class SelectLevels(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (index,) = ctx.saved_tensors  # (B, N)
-        one_hot = torch.nn.functional.one_hot(index, ctx.num_levels).transpose(1, 2).to(grad.dtype)  # (B, K, N)
+        levels = torch.arange(ctx.num_levels, device=index.device)[None, :, None]  # (1, K, 1)
+        one_hot = (index[:, None, :] == levels).to(grad.dtype)  # (B, K, N); F.one_hot would check the range: a host sync
         return torch.bmm(one_hot, grad), None  # (B, K, F)
 
 
