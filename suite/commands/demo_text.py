@@ -84,7 +84,7 @@ def run_text_demo(args) -> int:
     run_dirs = train_all(cfgs, parallel)
     say("judge: training the attribute classifier on real captioned shapes")
     size = cfgs["vanilla"].data.image_size
-    judge = train_attribute_classifier(*judge_training_set(b["judge_images"], size, seed=1), steps=b["judge_steps"], batch_size=64)
+    judge = train_attribute_classifier(*judge_training_set(cfgs["vanilla"].data, b["judge_images"], seed=1), steps=b["judge_steps"], batch_size=64)
     data_cfg = cfgs["vanilla"].data
     test, unseen = build_dataset(data_cfg, "test"), build_dataset(data_cfg, "unseen")
     full = test.dataset
