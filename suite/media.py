@@ -145,14 +145,16 @@ def save_samples(samples: torch.Tensor, out_dir, stem: str, rate: float | None =
     return paths
 
 
-def write_each(samples: torch.Tensor, labels: torch.Tensor, out_dir, data_cfg) -> list[Path]:
-    """`suite sample` for video/audio: `<i>_class<y>.gif|.wav` per sample plus `grid.*` of the first 64."""
+def write_each(samples: torch.Tensor, labels: torch.Tensor, out_dir, data_cfg, tags: list[str] | None = None) -> list[Path]:
+    """`suite sample` for video/audio: `<i>_<tag>.gif|.wav` per sample (tag: `class<y>`, or the
+    caller's, e.g. `caption<k>`) plus `grid.*` of the first 64."""
     from suite.data import clip_rate
 
     rate = clip_rate(data_cfg)
+    tags = tags or [f"class{int(y)}" for y in labels]
     paths = []
-    for i, (x, y) in enumerate(zip(samples, labels)):
-        paths += [p for p in save_samples(x[None], out_dir, f"{i:06d}_class{int(y)}", rate) if not p.name.endswith(".spectrogram.png")]
+    for i, (x, tag) in enumerate(zip(samples, tags)):
+        paths += [p for p in save_samples(x[None], out_dir, f"{i:06d}_{tag}", rate) if not p.name.endswith(".spectrogram.png")]
     return paths + save_samples(samples[:64], out_dir, "grid", rate, nrow=8)
 
 

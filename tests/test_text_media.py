@@ -7,7 +7,7 @@ import torch
 
 from suite.config import DataConfig, load_run_config
 from suite.data import build_dataset, collate, describe_dataset
-from suite.data.vocabulary import caption_scheme
+from suite.data.caption_schemes import caption_scheme
 from suite.errors import ConfigError, SuiteError
 from suite.evaluation.caption_consistency import caption_consistency, judge_training_set, train_attribute_classifier
 
@@ -92,3 +92,25 @@ def test_methods_train_on_captioned_video_and_audio(method, data, tiny_cfg):
     assert res.status == "finished" and len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
     if method == "selfflow":
         assert any("train/loss_rep" in r for r in rows)
+
+
+@pytest.mark.parametrize("modality, attributes, player", [("video", {"colour", "shape", "direction"}, ".gif"),
+                                                         ("audio", {"timbre", "pattern", "pitch"}, ".wav")])
+def test_text_demo_quick_runs_end_to_end_on_video_and_audio(modality, attributes, player, tmp_path):
+    from suite.cli import main
+
+    assert main(["demo", "--text", "--modality", modality, "--quick", "--out", str(tmp_path)]) == 0
+    out = tmp_path / f"text-{modality}-quick"
+    res = json.loads((out / "results.json").read_text())
+    for key in ("real", "vanilla/cfg1/seen", "selfflow/cfg1/unseen", "selfflow/cfg3.5/seen"):
+        assert 0.0 <= res[key]["all"] <= 1.0 and set(res[key]) == attributes | {"all"}
+    assert res["dataset"] == f"{'moving-shapes' if modality == 'video' else 'tones'}-text" and set(res["chance"]) == attributes | {"all"}
+    assert ("real/decoded" in res) == (modality == "audio")  # spectrogram view: the Griffin-Lim ceiling is measured
+    page = (out / "report.html").read_text()
+    files = sorted(p.name for p in out.glob(f"samples-*{player}"))
+    assert len(files) == (8 if modality == "video" else 8 * 8)  # 2 methods × 2 CFG scales × seen/unseen (audio: a WAV per clip)
+    assert all(f'src="{f}"' in page for f in files) and ("<audio " in page) == (modality == "audio")
+    caption = "a red disk moving left" if modality == "video" else "a very low plucked tone rising"  # over the run's own vocabulary
+    assert main(["sample", str(out / "runs" / "selfflow"), "--n", "2", "--out", str(tmp_path / "s"), "--set", "sampling.steps=2",
+                 "--caption", caption]) == 0
+    assert (tmp_path / "s" / f"000001_caption0{player}").is_file()

@@ -84,7 +84,7 @@ def _builtin_media(name: str, size: int, frames: int, length: int, rate: int, nu
 def _captioned_builtin(name: str, image_size: int, frames: int, length: int, rate: int, num_images: int, seed: int, unseen: bool):
     """A captioned built-in: seen combinations (num_images, split train/test) or the unseen ones (num_images // 4)."""
     from suite.data.captions import CaptionedDataset
-    from suite.data.vocabulary import caption_scheme
+    from suite.data.caption_schemes import caption_scheme
 
     n, label = (max(1, num_images // 4), name + "-unseen") if unseen else (num_images, name)
     if name == "shapes-text":
@@ -196,7 +196,7 @@ def media_decoder(data_cfg):
 
 def _captioned_describe(c):
     """(example shape, vocabulary size): the "classes" of a text dataset are its words; that count is the null token."""
-    from suite.data.vocabulary import caption_scheme
+    from suite.data.caption_schemes import caption_scheme
 
     shape = {"shapes-text": (3, c.image_size, c.image_size), "moving-shapes-text": (3, c.frames, c.image_size, c.image_size)}
     return shape.get(c.name) or _tones_shape(c), caption_scheme(c.name).null_token
@@ -288,7 +288,7 @@ def build_dataset(data_cfg, split: str = "train") -> Dataset:
     if split not in ("train", "test", "all", "unseen"):
         raise ConfigError(f"split: {split!r} not allowed; allowed: train, test, all, unseen")
     if split == "unseen":
-        from suite.data.vocabulary import CAPTIONED_BUILTINS
+        from suite.data.caption_schemes import CAPTIONED_BUILTINS
 
         if data_cfg.name not in CAPTIONED_BUILTINS:
             raise ConfigError(f"split: 'unseen' (held-out attribute combinations) exists for the captioned built-ins "

@@ -6,7 +6,7 @@ pairs of values of two attributes (`pair`) that never appear in the train or tes
 are all the `unseen` split holds (every value is still seen in training, just never together).
 Captions travel as token ids over the vocabulary, padded to `length` with the null token
 `len(vocab)` — the same id the model uses for a dropped condition (docs/ARCHITECTURE.md,
-"Conditions"). `caption_scheme(name)` is the scheme of a captioned built-in dataset.
+"Conditions"). `suite.data.caption_schemes.caption_scheme(name)` is the scheme of a captioned built-in.
 """
 from __future__ import annotations
 
@@ -14,9 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-CAPTIONED_BUILTINS = ("shapes-text", "moving-shapes-text", "tones-text")  # built-in datasets with a scheme and an `unseen` split
-
 
 @dataclass(frozen=True)
 class CaptionScheme:
@@ -73,25 +70,6 @@ class CaptionScheme:
         out = {k: 1.0 / len(v) for k, v in self.attributes.items()}
         out["all"] = float(np.prod(list(out.values())))
         return out
-
-
-def caption_scheme(name: str) -> CaptionScheme:
-    """The scheme of a captioned built-in dataset; a one-line error for any other name."""
-    if name == "shapes-text":
-        from suite.data.captions import SHAPES_TEXT
-
-        return SHAPES_TEXT
-    if name == "moving-shapes-text":
-        from suite.data.video_text import MOVING_SHAPES_TEXT
-
-        return MOVING_SHAPES_TEXT
-    if name == "tones-text":
-        from suite.data.audio_text import TONES_TEXT
-
-        return TONES_TEXT
-    from suite.errors import ConfigError
-
-    raise ConfigError(f"data.name: {name!r} has no built-in caption vocabulary; captioned built-ins: {', '.join(CAPTIONED_BUILTINS)}")
 
 
 def draw_captioned(scheme: CaptionScheme, n: int, seed: int, unseen: bool | None, render):

@@ -19,7 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from suite.data.vocabulary import CaptionScheme, caption_scheme
+from suite.data.caption_schemes import caption_scheme
+from suite.data.vocabulary import CaptionScheme
 from suite.evaluation.judge_frontends import judge_frontend
 
 
