@@ -163,9 +163,10 @@ def show_dataset(dataset, out: str, n: int = 64) -> list[Path]:
     p = Path(out)
     clips = torch.stack([dataset[i]["pixels"] for i in range(min(n, len(dataset)))])
     paths = save_samples(clips, p.parent, p.stem, getattr(dataset, "rate", None), nrow=8)  # a built dataset knows its rate
-    captions = getattr(dataset, "captions", None)
-    if captions is not None:
+    scheme = getattr(dataset, "scheme", None)  # captioned built-ins: captions are token ids over its vocabulary
+    if scheme is not None or getattr(dataset, "captions", None) is not None:
+        text = (lambda i: scheme.detokenize(dataset[i]["y"])) if scheme is not None else (lambda i: dataset[i]["caption"])
         cap = p.parent / f"{p.stem}.captions.txt"
-        cap.write_text("".join(f"{dataset[i]['caption']}\n" for i in range(clips.shape[0])))
+        cap.write_text("".join(f"{text(i)}\n" for i in range(clips.shape[0])))
         paths.append(cap)
     return paths

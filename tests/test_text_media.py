@@ -114,3 +114,11 @@ def test_text_demo_quick_runs_end_to_end_on_video_and_audio(modality, attributes
     assert main(["sample", str(out / "runs" / "selfflow"), "--n", "2", "--out", str(tmp_path / "s"), "--set", "sampling.steps=2",
                  "--caption", caption]) == 0
     assert (tmp_path / "s" / f"000001_caption0{player}").is_file()
+
+
+def test_data_show_writes_captioned_clips_with_their_captions(tmp_path):
+    from suite.cli import main
+
+    assert main(["data", "show", "moving-shapes-text", "--out", str(tmp_path / "v.png")]) == 0
+    lines = (tmp_path / "v.captions.txt").read_text().splitlines()
+    assert (tmp_path / "v.gif").is_file() and len(lines) == 64 and lines[0].split()[2] in {"disk", "square", "triangle", "cross", "ring"}
