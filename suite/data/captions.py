@@ -3,7 +3,9 @@
 Each image holds one shape with four attributes, and its caption names all four:
 "a large red ring in the top left". Captions travel as token ids over a fixed word vocabulary
 (`VOCAB`), padded to `CAPTION_LEN` with the null token `len(VOCAB)` — the same id the model uses
-for a dropped condition (docs/ARCHITECTURE.md, "Conditions").
+for a dropped condition (docs/ARCHITECTURE.md, "Conditions"); the convention is every captioned
+built-in's (`SHAPES_TEXT`, a `CaptionScheme` of suite/data/vocabulary.py). `CaptionedDataset`
+holds any captioned built-in in memory (moving-shapes-text and tones-text too).
 
 Held-out combinations: the (colour, shape) pairs in `UNSEEN_PAIRS` never appear in the train or
 test splits; the `unseen` split holds only them (every colour and every shape is still seen in
@@ -35,7 +37,7 @@ caption, detokenize = SHAPES_TEXT.caption, SHAPES_TEXT.detokenize
 draw_attributes, attribute_indices = SHAPES_TEXT.draw_attributes, SHAPES_TEXT.attribute_indices
 
 
-def tokenize(text: str, length: int = CAPTION_LEN) -> torch.Tensor:
+def tokenize(text: str) -> torch.Tensor:
     """Caption → (CAPTION_LEN,) long ids over shapes-text's vocabulary (CaptionScheme.tokenize)."""
     return SHAPES_TEXT.tokenize(text)
 

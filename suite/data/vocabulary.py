@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+
 @dataclass(frozen=True)
 class CaptionScheme:
     attributes: dict[str, tuple[str, ...]]  # name → values, in the order attribute indices use
