@@ -30,19 +30,19 @@ BUILTIN_CONFIG_DIR = Path(__file__).parent / "configs"
 # ----------------------------------------------------------------------------- sections
 @dataclass
 class DataConfig:
-    name: str = "digits"  # a registered dataset: digits | shapes | shapes-text (captioned) | moving-shapes (video) | tones (audio) | folder | latents | plugins' own
+    name: str = "digits"  # a registered dataset: digits | shapes | moving-shapes (video) | tones (audio) | shapes-text | moving-shapes-text | tones-text (captioned) | folder | latents | plugins' own
     root: Optional[str] = None  # folder / latent shards directory
     image_size: int = 16  # built-in data are rendered/upscaled to this size (moving-shapes: frame size)
-    num_images: int = 2000  # shapes, moving-shapes, tones: how many to generate
+    num_images: int = 2000  # built-in data (but digits): how many to generate
     num_classes: int = 10  # shapes, moving-shapes, tones: how many classes (folder/latents: read from data)
-    frames: int = 8  # moving-shapes: frames per clip
-    audio_length: int = 4096  # tones: samples per clip (4096 at 8 kHz ≈ 0.5 s)
-    sample_rate: int = 8000  # tones: samples per second
+    frames: int = 8  # moving-shapes(-text): frames per clip
+    audio_length: int = 4096  # tones(-text): samples per clip (4096 at 8 kHz ≈ 0.5 s)
+    sample_rate: int = 8000  # tones(-text): samples per second
     test_fraction: float = 0.2  # held-out split of built-in data
     seed: int = 0  # data generation / split seed
     hflip: bool = False  # random horizontal flips (never for digits)
     vae: Optional[str] = None  # latents: local AutoencoderKL directory, to decode samples for image metrics
-    audio_view: Literal["waveform", "spectrogram"] = "waveform"  # tones: what the generator models (suite/data/spectrogram.py)
+    audio_view: Literal["waveform", "spectrogram"] = "waveform"  # tones(-text): what the generator models (suite/data/spectrogram.py)
 
 
 @dataclass

@@ -145,14 +145,16 @@ def save_samples(samples: torch.Tensor, out_dir, stem: str, rate: float | None =
     return paths
 
 
-def write_each(samples: torch.Tensor, labels: torch.Tensor, out_dir, data_cfg) -> list[Path]:
-    """`suite sample` for video/audio: `<i>_class<y>.gif|.wav` per sample plus `grid.*` of the first 64."""
+def write_each(samples: torch.Tensor, labels: torch.Tensor, out_dir, data_cfg, tags: list[str] | None = None) -> list[Path]:
+    """`suite sample` for video/audio: `<i>_<tag>.gif|.wav` per sample (tag: `class<y>`, or the
+    caller's, e.g. `caption<k>`) plus `grid.*` of the first 64."""
     from suite.data import clip_rate
 
     rate = clip_rate(data_cfg)
+    tags = tags or [f"class{int(y)}" for y in labels]
     paths = []
-    for i, (x, y) in enumerate(zip(samples, labels)):
-        paths += [p for p in save_samples(x[None], out_dir, f"{i:06d}_class{int(y)}", rate) if not p.name.endswith(".spectrogram.png")]
+    for i, (x, tag) in enumerate(zip(samples, tags)):
+        paths += [p for p in save_samples(x[None], out_dir, f"{i:06d}_{tag}", rate) if not p.name.endswith(".spectrogram.png")]
     return paths + save_samples(samples[:64], out_dir, "grid", rate, nrow=8)
 
 
@@ -161,9 +163,10 @@ def show_dataset(dataset, out: str, n: int = 64) -> list[Path]:
     p = Path(out)
     clips = torch.stack([dataset[i]["pixels"] for i in range(min(n, len(dataset)))])
     paths = save_samples(clips, p.parent, p.stem, getattr(dataset, "rate", None), nrow=8)  # a built dataset knows its rate
-    captions = getattr(dataset, "captions", None)
-    if captions is not None:
+    scheme = getattr(dataset, "scheme", None)  # captioned built-ins: captions are token ids over its vocabulary
+    if scheme is not None or getattr(dataset, "captions", None) is not None:
+        text = (lambda i: scheme.detokenize(dataset[i]["y"])) if scheme is not None else (lambda i: dataset[i]["caption"])
         cap = p.parent / f"{p.stem}.captions.txt"
-        cap.write_text("".join(f"{dataset[i]['caption']}\n" for i in range(clips.shape[0])))
+        cap.write_text("".join(f"{text(i)}\n" for i in range(clips.shape[0])))
         paths.append(cap)
     return paths

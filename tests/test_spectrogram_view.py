@@ -60,7 +60,7 @@ def test_decoded_real_spectrograms_are_classified_as_their_class():
 
 
 @pytest.mark.parametrize("over, message", [
-    ({"data.name": "shapes"}, "data.audio_view: the spectrogram view is for the built-in tones, not 'shapes'"),
+    ({"data.name": "shapes"}, "data.audio_view: the spectrogram view is for the built-in tones and tones-text, not 'shapes'"),
     ({"data.name": "tones", "data.audio_length": 1000}, "data.audio_length: the spectrogram view needs a multiple of 64"),
 ])
 def test_view_where_it_cannot_apply_is_one_line(tiny_cfg, over, message):

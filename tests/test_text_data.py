@@ -34,7 +34,7 @@ def test_attribute_classifier_consistency_is_near_one_on_real_captions_and_chanc
     cfg = DataConfig(name="shapes-text", image_size=32, num_images=2000)
     train, test, unseen = (build_dataset(cfg, s) for s in ("train", "test", "unseen"))
     full = train.dataset  # the split view's parent holds the tensors
-    clf = train_attribute_classifier(*judge_training_set(1500, 32), steps=250, batch_size=64)
+    clf = train_attribute_classifier(*judge_training_set(cfg, 1500), steps=250, batch_size=64)
     real = caption_consistency(clf, full.images[test.indices], full.attributes[test.indices])
     real_unseen = caption_consistency(clf, unseen.images, unseen.attributes)
     g = torch.Generator().manual_seed(0)

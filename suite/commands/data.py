@@ -28,7 +28,7 @@ def add_arguments(p) -> None:
     e.add_argument("--text-layers", default="", help="comma-separated hidden-state indices concatenated along D (e.g. 9,18,27); "
                                                      "empty: the last hidden state")
     s = sub.add_parser("show", help="write a grid of a dataset's images")
-    s.add_argument("name", help="digits | shapes | moving-shapes (GIF) | tones (WAV + spectrogram)")
+    s.add_argument("name", help="digits | shapes | shapes-text | moving-shapes(-text) (GIF) | tones(-text) (WAV + spectrogram)")
     s.add_argument("--out", default="data-grid.png")
 
 

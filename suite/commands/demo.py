@@ -35,7 +35,9 @@ def add_arguments(p) -> None:
     p.add_argument("--parallel", type=int, default=2, help="runs trained at once (local executor)")
     p.add_argument("--modality", choices=("image", "video", "audio"), default="image",
                    help="image: digits (default); video: moving-shapes; audio: tones (suite/commands/demo_media.py)")
-    p.add_argument("--text", action="store_true", help="text-to-image on captioned shapes with an MM-DiT (suite/commands/demo_text.py)")
+    p.add_argument("--text", action="store_true",
+                   help="text-to-X with an MM-DiT on the captioned built-in of --modality: shapes-text, moving-shapes-text, "
+                        "tones-text (suite/commands/demo_text.py)")
 
 
 def demo_spec(out: Path, encoder_dir: Path, profile: str, parallel: int) -> dict:

@@ -4,7 +4,8 @@ png: one file per sample and a grid (latent runs decoded through data.vae). npz:
 batch (suite.evaluation.npz_batches) of exactly the samples `suite eval --n N` sees with
 eval.seed = --seed, settings recorded beside it.
 
-`--caption TEXT` (repeatable; png): built-in `shapes-text` runs tokenize it over their vocabulary;
+`--caption TEXT` (repeatable; png / gif / wav): runs on a captioned built-in (shapes-text, moving-shapes-text,
+tones-text) tokenize it over its vocabulary;
 runs trained on caption embeddings (captioned latent shards, `model.text_dim` > 0) embed it with
 the text encoder their shards were written with — same name, max_length and layers, as the
 checkpoint (or else the shards' meta) records — read from `--text-weights DIR` or the recorded
@@ -27,7 +28,7 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--caption", action="append", default=None,
-                   help="text runs (shapes-text, or captioned latent shards): a caption to sample for, repeatable; "
+                   help="text runs (a captioned built-in, or captioned latent shards): a caption to sample for, repeatable; "
                         "the n samples cycle through them")
     p.add_argument("--text-weights", default=None,
                    help="runs on captioned shards: the directory of the text encoder the shards were embedded with "
@@ -73,7 +74,8 @@ def _png(args, loaded) -> int:
     else:  # video → GIF, audio → WAV + spectrogram, one per sample and one of the first 64
         from suite.media import write_each
 
-        write_each(imgs, labels, out, loaded.cfg.data)
+        tags = [f"caption{i % len(args.caption)}" for i in range(args.n)] if args.caption else None
+        write_each(imgs, labels, out, loaded.cfg.data, tags)
     torch.save({"labels": labels, **({"captions": list(args.caption)} if args.caption else {}), "sampling": describe(loaded.cfg.sampling), "images_seen": loaded.images_seen}, out / "meta.pt")
     print(f"wrote {args.n} samples to {out} (EMA at {loaded.images_seen} images; {describe(loaded.cfg.sampling)})")
     return 0
@@ -97,12 +99,13 @@ def _caption_conditions(args, loaded):
 
     if condition_kind(loaded.cfg.data) != "text":
         raise SuiteError(f"--caption: run {loaded.run_dir} is class-conditional (data {loaded.cfg.data.name!r}); "
-                         "captions need a text run (shapes-text, or captioned latent shards)")
+                         "captions need a text run (shapes-text, moving-shapes-text, tones-text, or captioned latent shards)")
     if args.text_weights:
         raise SuiteError("--text-weights: this run's captions are token ids over the built-in vocabulary, not a text encoder's embeddings")
-    from suite.data.captions import tokenize
+    from suite.data.caption_schemes import caption_scheme
 
-    return torch.stack([tokenize(c) for c in args.caption])[order]  # (n, L)
+    scheme = caption_scheme(loaded.cfg.data.name)  # the run's built-in vocabulary
+    return torch.stack([scheme.tokenize(c) for c in args.caption])[order]  # (n, L)
 
 
 def _text_encoder_record(loaded) -> dict:

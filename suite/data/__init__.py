@@ -1,5 +1,5 @@
-"""Data: built-in `digits`, `shapes` (images), `moving-shapes` (video) and `tones` (audio), all
-generated without download; an image folder; precomputed latent shards.
+"""Data: built-in `digits`, `shapes` (images), `moving-shapes` (video) and `tones` (audio), their
+captioned variants `shapes-text`, `moving-shapes-text` and `tones-text`, all generated without download; an image folder; precomputed latent shards.
 
 `build_dataset(cfg.data, split)` is the one way to get a dataset; datasets register by name
 (`register_dataset`, the `DATASETS` registry; plugins may add their own); `ResumableSampler` gives the
@@ -80,13 +80,35 @@ def _builtin_media(name: str, size: int, frames: int, length: int, rate: int, nu
     return (*make_tones(num, length, rate, num_classes, seed), "audio", rate, TONE_CLASS_NAMES)
 
 
-@lru_cache(maxsize=4)
-def _captioned_shapes(image_size: int, num_images: int, seed: int, unseen: bool):
-    """Seen combinations (num_images, split train/test) or the unseen ones (num_images // 4)."""
-    from suite.data.captions import CaptionedImageDataset, make_captioned_shapes
+@lru_cache(maxsize=8)
+def _captioned_builtin(name: str, image_size: int, frames: int, length: int, rate: int, num_images: int, seed: int, unseen: bool):
+    """A captioned built-in: seen combinations (num_images, split train/test) or the unseen ones (num_images // 4)."""
+    from suite.data.captions import CaptionedDataset
+    from suite.data.caption_schemes import caption_scheme
 
-    n = max(1, num_images // 4) if unseen else num_images
-    return CaptionedImageDataset(*make_captioned_shapes(n, image_size, seed, unseen), "shapes-text" + ("-unseen" if unseen else ""))
+    n, label = (max(1, num_images // 4), name + "-unseen") if unseen else (num_images, name)
+    if name == "shapes-text":
+        from suite.data.captions import make_captioned_shapes
+
+        return CaptionedDataset(*make_captioned_shapes(n, image_size, seed, unseen), label, caption_scheme(name))
+    if name == "moving-shapes-text":
+        from suite.data.video import FPS
+        from suite.data.video_text import make_captioned_moving_shapes
+
+        return CaptionedDataset(*make_captioned_moving_shapes(n, frames, image_size, seed, unseen), label, caption_scheme(name), "video", FPS)
+    from suite.data.audio_text import make_captioned_tones
+
+    return CaptionedDataset(*make_captioned_tones(n, length, rate, seed, unseen), label, caption_scheme(name), "audio", rate)
+
+
+def _captioned(c, unseen: bool = False) -> Dataset:
+    """shapes-text, moving-shapes-text, tones-text (seen or unseen combinations), in the config's audio view."""
+    data = _captioned_builtin(c.name, c.image_size, c.frames, c.audio_length, c.sample_rate, c.num_images, c.seed, unseen)
+    if c.audio_view == "spectrogram":
+        from suite.data.spectrogram import SpectrogramClips, view_of
+
+        return SpectrogramClips(data, view_of(c))
+    return data
 
 
 @lru_cache(maxsize=8)
@@ -172,15 +194,17 @@ def media_decoder(data_cfg):
     return None
 
 
-def _shapes_text_describe(c):
-    from suite.data.captions import NULL_TOKEN
+def _captioned_describe(c):
+    """(example shape, vocabulary size): the "classes" of a text dataset are its words; that count is the null token."""
+    from suite.data.caption_schemes import caption_scheme
 
-    return (3, c.image_size, c.image_size), NULL_TOKEN  # "classes": the vocabulary; its size is the null token
+    shape = {"shapes-text": (3, c.image_size, c.image_size), "moving-shapes-text": (3, c.frames, c.image_size, c.image_size)}
+    return shape.get(c.name) or _tones_shape(c), caption_scheme(c.name).null_token
 
 
-@register_dataset("shapes-text", describe=_shapes_text_describe, condition="text")
-def _shapes_text(c) -> Dataset:
-    return _captioned_shapes(c.image_size, c.num_images, c.seed, False)
+register_dataset("shapes-text", describe=_captioned_describe, condition="text")(_captioned)
+register_dataset("moving-shapes-text", describe=_captioned_describe, rate=_video_fps, condition="text")(_captioned)
+register_dataset("tones-text", describe=_captioned_describe, rate=lambda c: c.sample_rate, condition="text")(_captioned)
 
 
 @register_dataset("folder", describe=lambda c: ((3, c.image_size, c.image_size), None))
@@ -260,13 +284,16 @@ class _SplitView(Dataset):
 def build_dataset(data_cfg, split: str = "train") -> Dataset:
     """The one way to get a dataset: the registered builder for `data.name`, then the split.
     Random flips (data.hflip) apply to the training split only. `unseen`: the held-out attribute
-    combinations of a captioned dataset (shapes-text)."""
+    combinations of a captioned built-in (shapes-text, moving-shapes-text, tones-text)."""
     if split not in ("train", "test", "all", "unseen"):
         raise ConfigError(f"split: {split!r} not allowed; allowed: train, test, all, unseen")
     if split == "unseen":
-        if data_cfg.name != "shapes-text":
-            raise ConfigError(f"split: 'unseen' (held-out attribute combinations) exists for shapes-text only, not {data_cfg.name!r}")
-        return _captioned_shapes(data_cfg.image_size, data_cfg.num_images, data_cfg.seed, True)
+        from suite.data.caption_schemes import CAPTIONED_BUILTINS
+
+        if data_cfg.name not in CAPTIONED_BUILTINS:
+            raise ConfigError(f"split: 'unseen' (held-out attribute combinations) exists for the captioned built-ins "
+                              f"({', '.join(CAPTIONED_BUILTINS)}) only, not {data_cfg.name!r}")
+        return _captioned(data_cfg, unseen=True)
     full = DATASETS.get(data_cfg.name).build(data_cfg)
     if split != "train" and getattr(full, "hflip", False):
         full.hflip = False

@@ -59,14 +59,20 @@ def make_tones(n: int, length: int, sample_rate: int, num_classes: int, seed: in
     labels = rng.integers(0, num_classes, size=n)
     clips = np.empty((n, 1, length), dtype=np.float32)
     captions = []
-    half = length // 2
     for i, lab in enumerate(labels):
         timbre, pattern = TIMBRES[lab // len(PATTERNS)], PATTERNS[lab % len(PATTERNS)]
         f0 = BASE_PITCHES[rng.integers(len(BASE_PITCHES))] * rng.uniform(0.99, 1.01)  # slightly detuned
-        f1 = f0 * FIFTH if pattern == "rising" else f0 / FIFTH
-        first = _note(timbre, f0, half, sample_rate, 0.0)  # notes start in phase: a CPU-learnable set
-        second = _note(timbre, f1, length - half, sample_rate, 0.0)
-        wave = np.concatenate([first, second]) * rng.uniform(0.5, 0.8)
-        clips[i, 0] = wave + rng.normal(0, 0.003, size=length)
+        clips[i, 0] = render_tone(timbre, pattern, f0, length, sample_rate, rng)
         captions.append(f"a {timbre} tone {pattern} from {f0:.0f} Hz")
     return torch.from_numpy(clips).clamp(-1, 1), torch.from_numpy(labels).long(), captions
+
+
+def render_tone(timbre: str, pattern: str, f0: float, length: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """One clip (L,) (callers clamp to [-1, 1]): a note at f0, then one a fifth above (rising) or
+    below (falling), notes starting in phase (a CPU-learnable set); loudness and noise drawn from rng."""
+    half = length // 2
+    f1 = f0 * FIFTH if pattern == "rising" else f0 / FIFTH
+    first = _note(timbre, f0, half, sample_rate, 0.0)
+    second = _note(timbre, f1, length - half, sample_rate, 0.0)
+    wave = np.concatenate([first, second]) * rng.uniform(0.5, 0.8)
+    return wave + rng.normal(0, 0.003, size=length)

@@ -3,7 +3,9 @@
 Each image holds one shape with four attributes, and its caption names all four:
 "a large red ring in the top left". Captions travel as token ids over a fixed word vocabulary
 (`VOCAB`), padded to `CAPTION_LEN` with the null token `len(VOCAB)` — the same id the model uses
-for a dropped condition (docs/ARCHITECTURE.md, "Conditions").
+for a dropped condition (docs/ARCHITECTURE.md, "Conditions"); the convention is every captioned
+built-in's (`SHAPES_TEXT`, a `CaptionScheme` of suite/data/vocabulary.py). `CaptionedDataset`
+holds any captioned built-in in memory (moving-shapes-text and tones-text too).
 
 Held-out combinations: the (colour, shape) pairs in `UNSEEN_PAIRS` never appear in the train or
 test splits; the `unseen` split holds only them (every colour and every shape is still seen in
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 
 from suite.data.builtin import _shape_mask
+from suite.data.vocabulary import CaptionScheme, draw_captioned
 
 COLOURS = {"red": (0.95, 0.2, 0.15), "green": (0.15, 0.85, 0.25), "blue": (0.2, 0.4, 0.95), "yellow": (0.95, 0.85, 0.15)}
 KINDS = ("disk", "square", "triangle", "cross", "ring")
@@ -24,46 +27,23 @@ ATTRIBUTES = {"colour": tuple(COLOURS), "shape": KINDS, "size": SIZES, "position
 UNSEEN_PAIRS = (("red", "ring"), ("green", "triangle"), ("blue", "cross"), ("yellow", "square"))
 
 VOCAB = ("a", "in", "the", "top", "bottom", "left", "right", *SIZES, *COLOURS, *KINDS)
-WORD_ID = {w: i for i, w in enumerate(VOCAB)}
-NULL_TOKEN = len(VOCAB)  # padding and dropped captions
 CAPTION_LEN = 8  # "a large red ring in the top left"
+SHAPES_TEXT = CaptionScheme(ATTRIBUTES, "a {size} {colour} {shape} in the {position}", VOCAB, ("colour", "shape"),
+                            UNSEEN_PAIRS, CAPTION_LEN)
+# shapes-text's scheme under the names its callers have always used
+WORD_ID = {w: i for i, w in enumerate(VOCAB)}
+NULL_TOKEN = SHAPES_TEXT.null_token  # padding and dropped captions
+caption, detokenize = SHAPES_TEXT.caption, SHAPES_TEXT.detokenize
+draw_attributes, attribute_indices = SHAPES_TEXT.draw_attributes, SHAPES_TEXT.attribute_indices
 
 
-def caption(attrs: dict[str, str]) -> str:
-    return f"a {attrs['size']} {attrs['colour']} {attrs['shape']} in the {attrs['position']}"
-
-
-def tokenize(text: str, length: int = CAPTION_LEN) -> torch.Tensor:
-    """Caption → (length,) long ids, padded with NULL_TOKEN; an unknown word is a one-line error."""
-    from suite.errors import SuiteError
-
-    words = text.lower().split()
-    unknown = [w for w in words if w not in WORD_ID]
-    if unknown or len(words) > length:
-        raise SuiteError(f"caption {text!r}: " + (f"unknown words {unknown}; vocabulary: {' '.join(VOCAB)}" if unknown
-                                                  else f"longer than {length} words"))
-    ids = [WORD_ID[w] for w in words] + [NULL_TOKEN] * (length - len(words))
-    return torch.tensor(ids, dtype=torch.long)
-
-
-def detokenize(ids: torch.Tensor) -> str:
-    return " ".join(VOCAB[i] for i in ids.tolist() if i != NULL_TOKEN)
+def tokenize(text: str) -> torch.Tensor:
+    """Caption → (CAPTION_LEN,) long ids over shapes-text's vocabulary (CaptionScheme.tokenize)."""
+    return SHAPES_TEXT.tokenize(text)
 
 
 def is_unseen(colour: str, shape: str) -> bool:
     return (colour, shape) in UNSEEN_PAIRS
-
-
-def draw_attributes(rng: np.random.Generator, unseen: bool | None) -> dict[str, str]:
-    """Uniform over the seen (False), only the unseen (True) or all (None) attribute combinations."""
-    while True:
-        a = {k: v[rng.integers(len(v))] for k, v in ATTRIBUTES.items()}
-        if unseen is None or is_unseen(a["colour"], a["shape"]) == unseen:
-            return a
-
-
-def attribute_indices(attrs: dict[str, str]) -> list[int]:
-    return [ATTRIBUTES[k].index(attrs[k]) for k in ATTRIBUTES]
 
 
 def render(attrs: dict[str, str], image_size: int, rng: np.random.Generator) -> np.ndarray:
@@ -88,26 +68,24 @@ def make_captioned_shapes(n: int, image_size: int, seed: int, unseen: bool | Non
     unseen: False the seen combinations (training data), True the held-out ones, None all of them
     (only for the attribute judge, which must not learn colour → shape shortcuts from the seen set).
     """
-    rng = np.random.default_rng((seed, {False: 0, True: 1, None: 2}[unseen]))
-    images = np.empty((n, 3, image_size, image_size), dtype=np.float32)
-    tokens, attrs = [], []
-    for i in range(n):
-        a = draw_attributes(rng, unseen)
-        images[i] = render(a, image_size, rng)
-        tokens.append(tokenize(caption(a)))
-        attrs.append(attribute_indices(a))
-    return torch.from_numpy(images) * 2 - 1, torch.stack(tokens), torch.tensor(attrs, dtype=torch.long)
+    images, captions, attributes = draw_captioned(SHAPES_TEXT, n, seed, unseen, lambda a, rng: render(a, image_size, rng))
+    return images * 2 - 1, captions, attributes
 
 
-class CaptionedImageDataset(torch.utils.data.Dataset):
-    """Items {"x0": (3, S, S), "y": (L,) caption ids, "pixels", "index"}; `attributes` (n, 4) for metrics."""
+class CaptionedDataset(torch.utils.data.Dataset):
+    """A captioned built-in in memory. Items {"x0": the example (image (3, S, S), clip (3, T, S, S)
+    or waveform (1, L)), "y": (L,) caption ids, "pixels": the example, "index"}; `attributes`
+    (n, A) long for caption consistency. Video / audio also carry `kind` and `rate` (media writers)."""
 
     condition = "text"
 
-    def __init__(self, images: torch.Tensor, captions: torch.Tensor, attributes: torch.Tensor, name: str):
-        self.images, self.captions, self.attributes, self.name = images, captions, attributes, name
-        self.num_classes = NULL_TOKEN  # vocabulary size; id num_classes is the null token (as a null class)
+    def __init__(self, images: torch.Tensor, captions: torch.Tensor, attributes: torch.Tensor, name: str,
+                 scheme: CaptionScheme = SHAPES_TEXT, kind: str | None = None, rate: float | None = None):
+        self.images, self.captions, self.attributes, self.name, self.scheme = images, captions, attributes, name, scheme
+        self.num_classes = scheme.null_token  # vocabulary size; id num_classes is the null token (as a null class)
         self.image_shape = self.pixel_shape = tuple(images.shape[1:])
+        if kind is not None:
+            self.kind, self.rate = kind, rate  # "video" | "audio"; frames or samples per second
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -118,3 +96,6 @@ class CaptionedImageDataset(torch.utils.data.Dataset):
     def preview_conditions(self, n: int) -> torch.Tensor:
         """(n, L) captions for sample grids: the first n examples' captions."""
         return self.captions[torch.arange(n) % len(self)]
+
+
+CaptionedImageDataset = CaptionedDataset  # shapes-text's name for it

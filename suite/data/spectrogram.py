@@ -14,7 +14,7 @@ samples judged by the waveform classifier, chance 0.10): waveform, width 64: 0.0
 128 bins × 32 frames at width 128: 0.20; 64 bins × 64 frames at width 128: 0.39–0.42 (depth 4:
 no better). Real clips decoded the same way are judged 0.87 correct (the decoder's ceiling).
 
-`data.audio_view: spectrogram` selects it (tones); the data's raw waveforms stay the `pixels`
+`data.audio_view: spectrogram` selects it (tones, tones-text); the data's raw waveforms stay the `pixels`
 every metric and encoder sees.
 """
 from __future__ import annotations
@@ -95,8 +95,8 @@ def check_spectrogram_view(data_cfg) -> None:
     """One line when `data.audio_view` cannot apply to this data."""
     from suite.errors import ConfigError
 
-    if data_cfg.name != "tones":
-        raise ConfigError(f"data.audio_view: the spectrogram view is for the built-in tones, not {data_cfg.name!r}")
+    if data_cfg.name not in ("tones", "tones-text"):
+        raise ConfigError(f"data.audio_view: the spectrogram view is for the built-in tones and tones-text, not {data_cfg.name!r}")
     view = view_of(data_cfg)
     if data_cfg.audio_length % view.hop or data_cfg.audio_length < view.n_fft:
         raise ConfigError(f"data.audio_length: the spectrogram view needs a multiple of {view.hop} samples "
@@ -117,13 +117,15 @@ class SpectrogramDecoder:
 class SpectrogramClips(torch.utils.data.Dataset):
     """Built-in audio clips seen through a `SpectrogramView`: x0 is the (bins, frames) spectrogram,
     `pixels` the clip's waveform (what the domain classifier, FAD, CLAP and REPA's encoders read),
-    the rest (labels, captions, rate, class names) the clips' own."""
+    the rest (labels or caption ids and attributes, rate, class names) the clips' own."""
 
     def __init__(self, clips, view: SpectrogramView):
         self.clips, self.view = clips, view
         self.views = torch.cat([view.encode(chunk) for chunk in clips.images.split(256)])  # (N, bins, frames)
-        for attr in ("labels", "captions", "num_classes", "name", "kind", "rate", "class_names", "class_captions"):
-            setattr(self, attr, getattr(clips, attr))
+        for attr in ("labels", "captions", "num_classes", "name", "kind", "rate", "class_names", "class_captions",
+                     "attributes", "scheme", "condition"):  # the last three: captioned clips (tones-text)
+            if hasattr(clips, attr):
+                setattr(self, attr, getattr(clips, attr))
         self.image_shape, self.pixel_shape = tuple(self.views.shape[1:]), clips.pixel_shape
         self._decoder = SpectrogramDecoder(view)
 
@@ -136,3 +138,8 @@ class SpectrogramClips(torch.utils.data.Dataset):
 
     def to_pixels(self, x0: torch.Tensor) -> torch.Tensor:
         return self._decoder.to_pixels(x0)
+
+    def __getattr__(self, k):  # preview_conditions of captioned clips; nothing else is forwarded
+        if k == "preview_conditions" and "clips" in self.__dict__ and hasattr(self.clips, k):
+            return getattr(self.clips, k)
+        raise AttributeError(k)
