@@ -20,7 +20,7 @@ import pandas as pd
 
 # Metrics that are better when lower / higher; anything else has no direction (no speed-up, no fit).
 _LOWER = re.compile(r"(^|/)(loss|fid|kid|fd|fad|fvd|sfid)")
-_HIGHER = re.compile(r"(^|/)(probe_acc|class_consistency|is\d|isc|precision|recall|acc)")
+_HIGHER = re.compile(r"(^|/)(probe_acc|class_consistency|caption_consistency|is\d|isc|precision|recall|acc)")
 # Metrics a scaling law is fitted on: validation losses at fixed t and Fréchet distances.
 _FIT = re.compile(r"^(val/loss|eval/(fid|fd|fad|fvd))")
 PROBE = re.compile(r"^eval/probe_acc_block(\d+)$")

@@ -27,7 +27,7 @@ X_LABELS = {"images": "images seen", "flops_total": "training FLOPs (incl. auxil
 
 
 def y_label(metric: str) -> str:
-    if metric.startswith("eval/probe_acc") or "class_consistency" in metric:
+    if metric.startswith("eval/probe_acc") or "class_consistency" in metric or "caption_consistency" in metric:
         return f"{metric} (accuracy, 0–1)"
     return metric
 

@@ -114,7 +114,7 @@ class EvalConfig:
     every_images: int = 0  # 0: only at the end of training (if metrics is not empty)
     n_samples: int = 500
     batch_size: int = 250
-    metrics: list[str] = field(default_factory=list)  # e.g. [fid, kid, class_consistency, probe]
+    metrics: list[str] = field(default_factory=list)  # e.g. [fid, kid, class_consistency, probe]; captioned built-ins: caption_consistency
     extractor: str = "auto"  # auto: the dataset's domain classifier; inception; dinov2
     reference_split: Literal["train", "test", "all"] = "test"
     backends: list[str] = field(default_factory=lambda: ["torch-fidelity"])  # torch-fidelity and/or clean-fid
@@ -134,6 +134,8 @@ class EvalConfig:
     seed: int = 0
     cache_dir: Optional[str] = None  # None: $SUITE_CACHE, else ~/.cache/selfflow-suite (domain classifiers, reference stats)
     classifier_steps: int = 600  # domain-classifier training steps (part of its cache key)
+    judge_steps: int = 400  # caption consistency: attribute-judge training steps (part of its cache key)
+    judge_images: int = 2000  # caption consistency: real examples the judge trains on (part of its cache key)
 
 
 @dataclass

@@ -71,7 +71,8 @@ def _check_ranges(cfg) -> None:
     t, o, s, d = cfg.train, cfg.optim, cfg.sampling, cfg.data
     for key, v in (("train.batch_size", t.batch_size), ("train.total_images", t.total_images),
                    ("optim.lr", o.lr), ("sampling.steps", s.steps), ("data.image_size", d.image_size),
-                   ("eval.n_samples", cfg.eval.n_samples), ("eval.batch_size", cfg.eval.batch_size)):
+                   ("eval.n_samples", cfg.eval.n_samples), ("eval.batch_size", cfg.eval.batch_size),
+                   ("eval.judge_steps", cfg.eval.judge_steps), ("eval.judge_images", cfg.eval.judge_images)):
         _positive(key, v)
     if not 0 < o.ema_decay < 1:
         raise ConfigError(f"optim.ema_decay: must be in (0, 1), got {o.ema_decay}")
@@ -97,7 +98,8 @@ def _check_ranges(cfg) -> None:
 
 
 def _check_eval(cfg) -> None:
-    from suite.evaluation.metrics import backend_name, parse_metric
+    from suite.evaluation.caption_eval import check_captioned
+    from suite.evaluation.metrics import JUDGED_KINDS, backend_name, parse_metric
     from suite.evaluation.registry import extractor_kind, metric_group
 
     e = cfg.eval
@@ -108,6 +110,9 @@ def _check_eval(cfg) -> None:
         if m.strip() == "probe" or m.strip().startswith("probe_acc"):
             continue
         for spec in _as_config_error(parse_metric, m, e.n_samples, e.extractor, e.backends):
+            if spec.kind in JUDGED_KINDS:  # caption consistency: a captioned built-in, no extractor
+                check_captioned(cfg.data)
+                continue
             if spec.extractor is not None:
                 extractor_kind(spec.extractor, cfg.data.name)
             if spec.kind != "class_consistency":

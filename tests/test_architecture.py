@@ -140,6 +140,7 @@ BAD_CONFIGS = [
     (["eval.extractor=vgg"], "eval.extractor: unknown feature extractor 'vgg'"),
     (["eval.backends=[tf]"], "eval.backends: unknown backend 'tf'"),
     (["eval.probe_blocks=[9]"], "eval.probe_blocks: block 9 outside 1..4"),
+    (["eval.metrics=[caption_consistency2k]"], "eval.metrics: caption_consistency needs a captioned built-in dataset"),
     (["method.name=repa", "method.encoders=[{name: dino-nope}]"], "method.encoders[0].name: unknown encoder 'dino-nope'"),
     (["model.depth=0"], "model.depth: must be ≥ 1"),
     (["model.num_heads=5"], "model.num_heads: hidden_size 32 is not divisible by num_heads 5"),

@@ -50,6 +50,7 @@ def test_values_at_budget_and_directions():
     assert data.direction("val/loss_t0.5") == -1
     assert data.direction("eval/probe_acc_block3") == 1
     assert data.direction("eval/class_consistency2k") == 1
+    assert data.direction("eval/caption_consistency2k_colour") == 1 and data.direction("eval/caption_consistency2k_unseen_all") == 1
     assert data.direction("perf/images_per_s") == 0 and data.direction("train/lr") == 0
     m, _lo, hi, n = data.mean_ci([1.0, 2.0, 3.0])
     assert (m, n) == (2.0, 3) and hi - m == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)

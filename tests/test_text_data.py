@@ -46,12 +46,14 @@ def test_attribute_classifier_consistency_is_near_one_on_real_captions_and_chanc
         assert fake[k] < chance[k] + 0.1, (k, fake, chance)
 
 
-def test_text_demo_quick_runs_end_to_end(tmp_path):
+def test_text_demo_quick_runs_end_to_end(tmp_path, monkeypatch):
     import json
 
     from suite.cli import main
 
+    monkeypatch.setenv("SUITE_CACHE", str(tmp_path / "cache"))  # the judge is cached like the evaluator's: not in ~/.cache
     assert main(["demo", "--text", "--quick", "--out", str(tmp_path)]) == 0
+    assert len(list((tmp_path / "cache" / "judges").glob("shapes-text-judge-*/judge.pt"))) == 1
     res = json.loads((tmp_path / "text-quick" / "results.json").read_text())
     for key in ("vanilla/cfg1/seen", "selfflow/cfg1/unseen", "selfflow/cfg3.5/seen"):
         assert 0.0 <= res[key]["all"] <= 1.0 and set(res[key]) == {"colour", "shape", "size", "position", "all"}

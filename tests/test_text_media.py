@@ -96,10 +96,12 @@ def test_methods_train_on_captioned_video_and_audio(method, data, tiny_cfg):
 
 @pytest.mark.parametrize("modality, attributes, player", [("video", {"colour", "shape", "direction"}, ".gif"),
                                                          ("audio", {"timbre", "pattern", "pitch"}, ".wav")])
-def test_text_demo_quick_runs_end_to_end_on_video_and_audio(modality, attributes, player, tmp_path):
+def test_text_demo_quick_runs_end_to_end_on_video_and_audio(modality, attributes, player, tmp_path, monkeypatch):
     from suite.cli import main
 
+    monkeypatch.setenv("SUITE_CACHE", str(tmp_path / "cache"))  # the judge is cached like the evaluator's: not in ~/.cache
     assert main(["demo", "--text", "--modality", modality, "--quick", "--out", str(tmp_path)]) == 0
+    assert len(list((tmp_path / "cache" / "judges").glob("*-text-judge-*/judge.pt"))) == 1
     out = tmp_path / f"text-{modality}-quick"
     res = json.loads((out / "results.json").read_text())
     for key in ("real", "vanilla/cfg1/seen", "selfflow/cfg1/unseen", "selfflow/cfg3.5/seen"):

@@ -4,7 +4,9 @@ built-in captioned data, on a CPU.
 1. trains vanilla flow matching and Self-Flow with a small MM-DiT on `shapes-text` (images,
    suite/configs/demo-shapes-text.yaml), `moving-shapes-text` (video, demo-moving-shapes-text.yaml)
    or `tones-text` (audio as spectrograms, demo-tones-text.yaml);
-2. trains the dataset's attribute judge (suite/evaluation/caption_consistency.py) on real data;
+2. gets the dataset's attribute judge (suite/evaluation/caption_consistency.py), trained on real
+   data once and cached like the evaluator's (suite/evaluation/caption_judge.py: `eval.cache_dir`,
+   else $SUITE_CACHE, else ~/.cache/selfflow-suite; keyed by the data and the profile's judge recipe);
 3. samples each model for captions of seen combinations (test split) and of unseen ones
    (held-out attribute pairs), without CFG and with CFG, and reports caption consistency (per
    attribute and all at once) against chance. Writes results.json, the samples (PNG grids, GIFs,
@@ -95,7 +97,8 @@ def run_text_demo(args) -> int:
     from suite.commands.demo_text_report import save_set, write_report
     from suite.config import load_run_config
     from suite.data import build_dataset, media_decoder
-    from suite.evaluation.caption_consistency import caption_consistency, judge_training_set, train_attribute_classifier
+    from suite.evaluation.caption_consistency import caption_consistency
+    from suite.evaluation.caption_judge import JudgeRecipe, cached_judge, judge_path
     from suite.sampling import sample_images
 
     modality = getattr(args, "modality", "image")
@@ -121,9 +124,10 @@ def run_text_demo(args) -> int:
     test, unseen = build_dataset(data_cfg, "test"), build_dataset(data_cfg, "unseen")
     full = test.dataset
     scheme, rate = full.scheme, getattr(full, "rate", None)
-    say(f"judge: training the attribute judge on real {dataset}")
-    judge = train_attribute_classifier(*judge_training_set(data_cfg, b["judge_images"], seed=1), steps=b["judge_steps"],
-                                       batch_size=64, scheme=scheme)
+    recipe = JudgeRecipe(n_images=b["judge_images"], steps=b["judge_steps"], batch_size=64)
+    cache_dir = cfgs["vanilla"].eval.cache_dir
+    say(f"judge: the attribute judge of real {dataset} ({judge_path(data_cfg, recipe, cache_dir)}; trained there if missing)")
+    judge = cached_judge(data_cfg, cache_dir, recipe)
     decoder = media_decoder(data_cfg)  # spectrograms → waveforms (Griffin-Lim); None for pixels
     n = b["n_samples"]
     idx = torch.tensor(test.indices[:n])

@@ -15,7 +15,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("run_dir", help="run directory (holds config.yaml, state.json, checkpoints/)")
     parser.add_argument("--n", type=int, default=None, help="generated samples per image metric (default: eval.n_samples)")
     parser.add_argument("--metrics", nargs="+", default=None,
-                        help="fid kid isc prc class_consistency probe, or full names like fid2k_inception "
+                        help="fid kid isc prc class_consistency caption_consistency probe, or full names like fid2k_inception "
                              "(default: eval.metrics of the run's config)")
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint file or a name under RUN_DIR/checkpoints (default: latest.pt; "

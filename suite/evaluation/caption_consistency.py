@@ -11,7 +11,9 @@ after the Griffin-Lim decode every audio metric sees.
 Caption consistency of a set of samples = the fraction whose predicted attribute equals the
 caption's, per attribute and all at once ("all"). Measured separately on captions of seen
 combinations (the test split) and of unseen ones (`unseen` split). Metric names:
-`eval/caption_consistency<n>_<attr|all>` and `eval/caption_consistency<n>_unseen_<attr|all>`.
+`eval/caption_consistency<n>_<attr|all>` and `eval/caption_consistency<n>_unseen_<attr|all>`,
+logged by the evaluator for `eval.metrics: [caption_consistency]` (caption_eval.py samples and
+judges; caption_judge.py trains the judge once per dataset and recipe and caches it on disk).
 """
 from __future__ import annotations
 
@@ -61,13 +63,13 @@ def judge_training_set(data_cfg, n: int, seed: int = 0) -> tuple[torch.Tensor, t
 
 
 def train_attribute_classifier(media: torch.Tensor, attributes: torch.Tensor, steps: int = 400, batch_size: int = 128,
-                               seed: int = 0, scheme: CaptionScheme | None = None) -> AttributeJudge:
+                               seed: int = 0, scheme: CaptionScheme | None = None, width: int = 32) -> AttributeJudge:
     """media (n, ...) in [-1, 1], attributes (n, A) long (the scheme's attribute order; default
     shapes-text's) → a frozen AttributeJudge for that kind of media."""
     scheme = scheme or caption_scheme("shapes-text")
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    model = AttributeJudge(scheme.attributes, tuple(media.shape[1:]))
+    model = AttributeJudge(scheme.attributes, tuple(media.shape[1:]), width)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     for _ in range(steps):
         idx = torch.randint(0, media.shape[0], (batch_size,), generator=g)
@@ -80,18 +82,28 @@ def train_attribute_classifier(media: torch.Tensor, attributes: torch.Tensor, st
 
 
 @torch.no_grad()
-def caption_consistency(judge: AttributeJudge, media: torch.Tensor, attributes: torch.Tensor,
-                        batch_size: int = 256) -> dict[str, float]:
-    """Fraction of examples whose predicted attributes match `attributes` (n, A): per attribute and 'all'."""
+def judge_predictions(judge: AttributeJudge, media: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """media (n, ...) in [-1, 1] → (n, A) long: the judge's value index per attribute (its head order)."""
     names = list(judge.heads)
     preds = []
     for i in range(0, media.shape[0], batch_size):
-        logits = judge(media[i:i + batch_size].float())
+        logits = judge(media[i:i + batch_size].float())  # {name: (b, K_name)}
         preds.append(torch.stack([logits[k].argmax(-1) for k in names], dim=1))  # (b, A)
-    correct = torch.cat(preds) == attributes.to(preds[0].device)  # (n, A)
+    return torch.cat(preds)  # (n, A)
+
+
+def consistency_of(predicted: torch.Tensor, attributes: torch.Tensor, names: list[str]) -> dict[str, float]:
+    """predicted, attributes (n, A) long → fraction matching per attribute (`names`, in column order) and 'all'."""
+    correct = predicted == attributes.to(predicted.device)  # (n, A)
     out = {k: correct[:, j].float().mean().item() for j, k in enumerate(names)}
     out["all"] = correct.all(dim=1).float().mean().item()
     return out
+
+
+def caption_consistency(judge: AttributeJudge, media: torch.Tensor, attributes: torch.Tensor,
+                        batch_size: int = 256) -> dict[str, float]:
+    """Fraction of examples whose predicted attributes match `attributes` (n, A): per attribute and 'all'."""
+    return consistency_of(judge_predictions(judge, media, batch_size), attributes, list(judge.heads))
 
 
 def chance_levels(scheme: CaptionScheme | None = None) -> dict[str, float]:

@@ -14,7 +14,9 @@ Names (ARCHITECTURE.md): `fid2k_digits-classifier`, `kid500_inception`, `fd10k_d
 `fd2k_moving-shapes-classifier`, `fd2k_tones-classifier`, `fvd2k_i3d`, `fvd2k_videomae`,
 `fidframes2k_inception` (frame-wise FID of video), `fad2k_clap-a`, `clapscore2k_clap-a`, `clipscore2k_clip`,
 `precision2k_digits-classifier`, `isc50k_inception`, `sfid50k_inception`, `class_consistency2k`,
-`fid2k_digits-classifier_cleanfid`. The sample count is always part of the name.
+`fid2k_digits-classifier_cleanfid`, `caption_consistency2k_colour` / `caption_consistency2k_unseen_all`
+(captioned built-ins: one per attribute and `all`, for seen and unseen combinations; caption_eval.py).
+The sample count is always part of the name.
 """
 from __future__ import annotations
 
@@ -26,7 +28,9 @@ import torch
 
 from suite.errors import SuiteError
 
-KINDS = ("fid", "sfid", "kid", "isc", "prc", "class_consistency", "fvd", "fad", "fidframes", "clapscore", "clipscore")
+KINDS = ("fid", "sfid", "kid", "isc", "prc", "class_consistency", "caption_consistency", "fvd", "fad", "fidframes", "clapscore",
+         "clipscore")
+JUDGED_KINDS = ("caption_consistency",)  # sampled for captions and judged by the attribute judge: no extractor
 SCORE_KINDS = ("clapscore", "clipscore")  # media–caption agreement: no reference statistics needed
 FRECHET_KINDS = ("fid", "fvd", "fad", "fidframes")  # Fréchet distances of features (video: fvd, audio: fad, frames: fidframes)
 ALIASES = {"is": "isc", "fd": "fid", "precision": "prc", "recall": "prc", "precision_recall": "prc", "pr": "prc",
@@ -35,7 +39,7 @@ ALIASES = {"is": "isc", "fd": "fid", "precision": "prc", "recall": "prc", "preci
 BACKENDS = ("torch-fidelity", "clean-fid")
 _BACKEND_ALIASES = {"torch_fidelity": "torch-fidelity", "torchfidelity": "torch-fidelity", "cleanfid": "clean-fid", "clean_fid": "clean-fid"}
 _FULL = re.compile(r"^(fidframes|fdframes|fid|sfid|fd|fvd|fad|kid|isc|precision|recall|clapscore|clipscore)(\d+k?)_([A-Za-z0-9.\-]+?)(_cleanfid)?$")
-_CC = re.compile(r"^class_consistency(\d+k?)$")
+_CC = re.compile(r"^(class_consistency|caption_consistency)(\d+k?)$")
 
 
 def count_label(n: int) -> str:
@@ -56,9 +60,9 @@ def backend_name(b: str) -> str:
 
 @dataclass(frozen=True)
 class MetricSpec:
-    kind: str  # fid | sfid | kid | isc | prc | class_consistency | fvd | fad | fidframes | clapscore | clipscore
-    n: int  # generated samples
-    extractor: str | None  # extractor kind as in eval.extractor (auto | inception | dinov2 | <name>); None: class consistency
+    kind: str  # fid | sfid | kid | isc | prc | class_consistency | caption_consistency | fvd | fad | fidframes | clapscore | clipscore
+    n: int  # generated samples (caption_consistency: per split, seen and unseen)
+    extractor: str | None  # extractor kind as in eval.extractor (auto | inception | dinov2 | <name>); None: class / caption consistency
     backend: str = "torch-fidelity"
 
 
@@ -73,11 +77,11 @@ def parse_metric(spec: str, default_n: int, default_extractor: str, backends=("t
         return [MetricSpec(kind, parse_count(m.group(2)), m.group(3), "clean-fid" if m.group(4) else "torch-fidelity")]
     m = _CC.match(s)
     if m:
-        return [MetricSpec("class_consistency", parse_count(m.group(1)), None)]
+        return [MetricSpec(m.group(1), parse_count(m.group(2)), None)]
     kind = ALIASES.get(s, s)
     if kind not in KINDS:
         raise SuiteError(f"eval.metrics: unknown metric {spec!r}; allowed: {', '.join(KINDS)}, probe, or a full name like fid2k_inception")
-    if kind == "class_consistency":
+    if kind in ("class_consistency", "caption_consistency"):
         return [MetricSpec(kind, default_n, None)]
     bs = [backend_name(b) for b in backends]
     if kind not in ("fid", "kid"):  # clean-fid has only these
@@ -99,11 +103,15 @@ def frechet_prefix(extractor_name: str | None) -> str:
     return "fd" if extractor_name == "dinov2" or extractor_name in domain_media else "fid"
 
 
-def metric_names(kind: str, n: int, extractor_name: str | None, backend: str = "torch-fidelity") -> list[str]:
-    """The logged names for one spec (prc gives two)."""
+def metric_names(kind: str, n: int, extractor_name: str | None, backend: str = "torch-fidelity",
+                 attributes: tuple[str, ...] = ()) -> list[str]:
+    """The logged names for one spec (prc gives two; caption_consistency one per attribute and `all`,
+    seen then unseen: `caption_consistency2k_colour`, …, `caption_consistency2k_unseen_all`)."""
     c = count_label(n)
     if kind == "class_consistency":
         return [f"class_consistency{c}"]
+    if kind == "caption_consistency":
+        return [f"caption_consistency{c}_{split}{a}" for split in ("", "unseen_") for a in (*attributes, "all")]
     suffix = "_cleanfid" if backend == "clean-fid" else ""
     if kind in ("fid", "fvd", "fad"):
         return [f"{frechet_prefix(extractor_name)}{c}_{extractor_name}{suffix}"]

@@ -5,17 +5,20 @@ Used by the trainer (`make_evaluator(cfg, run_dir)` → called every `eval.every
 `suite eval RUN_DIR` (suite.commands.eval). Extractors and reference statistics are built once per
 Evaluator and cached on disk (cache.py), so periodic evaluation pays only for sampling.
 Returned names carry the `eval/` prefix (ARCHITECTURE.md): `eval/fid2k_digits-classifier`,
-`eval/class_consistency2k`, `eval/probe_acc_block3`.
+`eval/class_consistency2k`, `eval/caption_consistency2k_colour`, `eval/probe_acc_block3`. Caption
+consistency (captioned built-ins) samples for its own captions and is judged by a cached attribute
+judge (caption_eval.py, caption_judge.py), not by an extractor.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
 
 import torch
 
-from suite.evaluation.metrics import SCORE_KINDS, MetricSpec, compute_for_extractor, parse_metric
+from suite.evaluation.metrics import JUDGED_KINDS, SCORE_KINDS, MetricSpec, compute_for_extractor, parse_metric
 from suite.evaluation.registry import build_extractor, metric_group
 
 PREFIX = "eval/"
@@ -25,22 +28,29 @@ def _is_main() -> bool:
     return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or torch.distributed.get_rank() == 0
 
 
-def plan(cfg, metrics=None, n: int | None = None) -> tuple[dict[str, list[MetricSpec]], bool]:
-    """Requested metrics → ({extractor group: specs}, whether to run the probe). A group is an
-    extractor kind, or `frames:<kind>` (an image extractor on every frame: frame-wise FID)."""
+def plan(cfg, metrics=None, n: int | None = None) -> tuple[dict[str, list[MetricSpec]], bool, list[MetricSpec]]:
+    """Requested metrics → ({extractor group: specs}, whether to run the probe, judged specs). A
+    group is an extractor kind, or `frames:<kind>` (an image extractor on every frame: frame-wise
+    FID); judged specs (caption consistency) need no extractor."""
+    from suite.evaluation.caption_eval import check_captioned
+
     e = cfg.eval
     names = list(metrics if metrics is not None else e.metrics)
     n = n or e.n_samples
     groups: dict[str, list[MetricSpec]] = {}
-    probe = False
+    probe, judged = False, []
     for m in names:
         if m.strip() == "probe" or m.strip().startswith("probe_acc"):
             probe = True
             continue
         for s in parse_metric(m, n, e.extractor, e.backends):
+            if s.kind in JUDGED_KINDS:
+                check_captioned(cfg.data)  # one line on data without an attribute judge
+                judged.append(s)
+                continue
             kind = metric_group(s, cfg.data)  # auto/domain/<data>-classifier → domain; one line if metric and extractor do not fit
             groups.setdefault(kind, []).append(s)
-    return groups, probe
+    return groups, probe, judged
 
 
 class Evaluator:
@@ -50,13 +60,14 @@ class Evaluator:
         self.cfg = cfg
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.device = torch.device(device) if device is not None else None
-        self.groups, self.probe = plan(cfg, metrics, n)
+        self.groups, self.probe, self.judged = plan(cfg, metrics, n)
         self.cache_dir = cache_dir if cache_dir is not None else getattr(cfg.eval, "cache_dir", None)
         self._extractors: dict = {}
         self._references: dict = {}
         self._dataset = None
         self._decoder = None
         self._caption_source = None
+        self._judge = None
 
     # --------------------------------------------------------------- lazily built pieces
     def dataset(self):
@@ -98,6 +109,26 @@ class Evaluator:
                 self._caption_source = _DatasetCaptions(self.dataset())
         return self._caption_source
 
+    def judge_recipe(self):
+        from suite.evaluation.caption_judge import JudgeRecipe
+
+        return JudgeRecipe(n_images=self.cfg.eval.judge_images, steps=self.cfg.eval.judge_steps)
+
+    def judge(self):
+        """The dataset's attribute judge (caption consistency): cached on disk, trained there once."""
+        if self._judge is None:
+            from suite.evaluation.caption_judge import cached_judge
+
+            self._judge = cached_judge(self.cfg.data, self.cache_dir, self.judge_recipe())
+        return self._judge
+
+    def to_media(self, x0: torch.Tensor) -> torch.Tensor:
+        """Generated examples (b, ...) → what every metric reads (quantise): latents and spectrograms decoded."""
+        from suite.evaluation.images import generated_to_pixels, quantise
+
+        decoder = self.decoder() if x0.shape[1] not in (1, 3) else None
+        return quantise(generated_to_pixels(x0, decoder))  # (b, 3, H, W) uint8; video/audio: see quantise
+
     def extractor(self, kind: str, device):
         if kind not in self._extractors:
             self._extractors[kind] = build_extractor(kind, self.cfg, device=device, cache_dir=self.cache_dir)
@@ -129,6 +160,14 @@ class Evaluator:
                                   **({"preprocess": x.preprocess} if hasattr(x, "preprocess") else {})} for k, x in self._extractors.items()},
                "references": {k: r.provenance for k, r in self._references.items()},
                "backends": list(e.backends), "versions": _versions(), "precision": "fp32"}
+        if self.judged:
+            from suite.evaluation.caption_eval import SPLITS
+            from suite.evaluation.caption_judge import judge_path
+
+            recipe = self.judge_recipe()
+            out["caption_consistency"] = {"n_per_split": sorted({s.n for s in self.judged}), "splits": dict(SPLITS),
+                                          "judge": str(judge_path(self.cfg.data, recipe, self.cache_dir)),
+                                          "judge_recipe": dataclasses.asdict(recipe), "caption_order_seed": e.seed}
         if self.probe:
             out["probe"] = {"t": e.probe_t, "blocks": list(e.probe_blocks) or "all", "n_train": e.probe_n_train,
                             "n_test": e.probe_n_test, "label": "null", "pooling": "mean over tokens",
@@ -142,7 +181,6 @@ class Evaluator:
         drawn once for all n (`sampling.label_sampling`, seeded by `eval.seed`); chunk i's noise is
         seeded by (eval.seed, i), so the samples depend only on the seed, n and the chunk size.
         """
-        from suite.evaluation.images import generated_to_pixels, quantise
         from suite.sampling import draw_labels, sample_images
 
         e = self.cfg.eval
@@ -157,8 +195,7 @@ class Evaluator:
             cond = self.captions().conditions(y) if captioned else y  # (b, L, E) | (b,)
             x0, _ = sample_images(model, y.shape[0], self.cfg.sampling, device, seed=e.seed * 1_000_003 + i,
                                   labels=cond, batch_size=e.batch_size, clamp=self.cfg.data.name != "latents")
-            decoder = self.decoder() if x0.shape[1] not in (1, 3) else None  # latents / spectrograms: decoded
-            yield quantise(generated_to_pixels(x0, decoder)), y  # (b, 3, H, W) uint8; video/audio: see quantise
+            yield self.to_media(x0), y  # (b, 3, H, W) uint8; video/audio: see quantise
 
     def _captioned(self) -> bool:
         """Data whose conditions are caption embeddings with their caption strings (captioned latent shards).
@@ -225,6 +262,11 @@ class Evaluator:
                     vals = compute_for_extractor(specs, exts[kind].name, gen, refs[kind], labels, e.seed, side,
                                                  rows_per_sample=getattr(exts[kind], "rows_per_sample", 1))
                     results.update({PREFIX + k: v for k, v in vals.items()})
+            if self.judged and model is not None:
+                from suite.evaluation.caption_eval import caption_consistency_metrics
+
+                vals = caption_consistency_metrics(model, self.judge(), self.cfg, [s.n for s in self.judged], device, self.to_media)
+                results.update({PREFIX + k: v for k, v in vals.items()})
             if self.probe and model is not None:
                 from suite.evaluation.probe import linear_probe
 
