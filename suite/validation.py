@@ -98,6 +98,7 @@ def _check_ranges(cfg) -> None:
 
 
 def _check_eval(cfg) -> None:
+    from suite.data.caption_schemes import CAPTIONED_BUILTINS
     from suite.evaluation.caption_eval import check_captioned
     from suite.evaluation.metrics import JUDGED_KINDS, backend_name, parse_metric
     from suite.evaluation.registry import extractor_kind, metric_group
@@ -113,6 +114,9 @@ def _check_eval(cfg) -> None:
             if spec.kind in JUDGED_KINDS:  # caption consistency: a captioned built-in, no extractor
                 check_captioned(cfg.data)
                 continue
+            if spec.kind == "class_consistency" and cfg.data.name in CAPTIONED_BUILTINS:
+                raise ConfigError(f"eval.metrics: class_consistency needs class labels; {cfg.data.name!r} is captioned "
+                                  f"(use caption_consistency)")
             if spec.extractor is not None:
                 extractor_kind(spec.extractor, cfg.data.name)
             if spec.kind != "class_consistency":

@@ -80,3 +80,29 @@ def test_evaluator_judges_video_and_spectrogram_audio(tiny_cfg, tmp_path, data, 
     m = train(cfg).final_metrics
     names = {f"eval/caption_consistency4_{split}{a}" for split in ("", "unseen_") for a in (*attributes, "all")}
     assert names == {k for k in m if "caption_consistency" in k} and all(0.0 <= m[k] <= 1.0 for k in names), m
+
+
+def test_every_metric_on_a_captioned_builtin_samples_for_real_test_captions(tiny_cfg, monkeypatch):
+    """FID and the like on shapes-text sample for whole captions of the test split (token ids
+    (b, L)), not for single random words; class consistency there is refused in one line."""
+    import torch
+
+    import suite.sampling
+    from suite.evaluation.caption_eval import draw_captions
+    from suite.evaluation.run_eval import Evaluator
+
+    text = dict(data={"name": "shapes-text", "image_size": 16, "num_images": 200}, model=MMDIT)
+    cfg = load_run_config(tiny_cfg(**text, **{"eval.metrics": ["fid"], "eval.batch_size": 4}))
+    seen = []
+
+    def fake_sample(model, n, sampling_cfg, device, seed=0, labels=None, **kw):
+        seen.append(labels)
+        return torch.zeros(n, 3, 16, 16), labels
+
+    monkeypatch.setattr(suite.sampling, "sample_images", fake_sample)
+    list(Evaluator(cfg).samples(None, 6, torch.device("cpu")))
+    expected, _ = draw_captions(cfg.data, "seen", 6, cfg.eval.seed)  # (6, L)
+    torch.testing.assert_close(torch.cat(seen), expected)
+    with pytest.raises(ConfigError, match="class_consistency needs class labels") as err:
+        load_run_config(tiny_cfg(**text, **{"eval.metrics": ["class_consistency"]}))
+    assert "\n" not in str(err.value)

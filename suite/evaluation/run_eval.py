@@ -185,17 +185,33 @@ class Evaluator:
 
         e = self.cfg.eval
         g = torch.Generator().manual_seed(e.seed)
-        captioned = self._captioned()
+        captioned, caption_ids = self._captioned(), self._builtin_caption_ids(n)
         if captioned:  # captioned shards: the "labels" are the dataset indices of the captions sampled for
             labels = torch.randint(0, len(self.captions().captions), (n,), generator=g)
+        elif caption_ids is not None:  # captioned built-ins: the "labels" index the test-split captions drawn
+            labels = torch.arange(n)
         else:
             labels = draw_labels(n, model.num_classes, self.cfg.sampling.label_sampling, g)
         for i, start in enumerate(range(0, n, e.batch_size)):
             y = labels[start : start + e.batch_size]
-            cond = self.captions().conditions(y) if captioned else y  # (b, L, E) | (b,)
+            if captioned:
+                cond = self.captions().conditions(y)  # (b, L, E) caption embeddings
+            else:
+                cond = y if caption_ids is None else caption_ids[y]  # (b,) classes | (b, L) caption token ids
             x0, _ = sample_images(model, y.shape[0], self.cfg.sampling, device, seed=e.seed * 1_000_003 + i,
                                   labels=cond, batch_size=e.batch_size, clamp=self.cfg.data.name != "latents")
             yield self.to_media(x0), y  # (b, 3, H, W) uint8; video/audio: see quantise
+
+    def _builtin_caption_ids(self, n: int) -> torch.Tensor | None:
+        """Captioned built-ins (token-id captions): n caption ids (n, L) of the test split, drawn as
+        caption consistency draws its seen captions, so every metric samples for real captions."""
+        from suite.data.caption_schemes import CAPTIONED_BUILTINS
+
+        if self.cfg.data.name not in CAPTIONED_BUILTINS:
+            return None
+        from suite.evaluation.caption_eval import draw_captions
+
+        return draw_captions(self.cfg.data, "seen", n, self.cfg.eval.seed)[0]  # (n, L)
 
     def _captioned(self) -> bool:
         """Data whose conditions are caption embeddings with their caption strings (captioned latent shards).
