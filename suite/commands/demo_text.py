@@ -14,12 +14,15 @@ built-in captioned data, on a CPU.
 Re-running continues where it stopped (finished runs are reused).
 
 The two methods train side by side (`--parallel`, default 2: one process and one thread each).
-Image, full profile, measured on 2 quiet CPU cores (README): 500 steps at batch 32, lr 2e-3; 494 s
-end to end (training 220 s). Colour, size and position follow the caption (0.78–1.00), shape does
-not yet (0.18–0.30, chance 0.20); all four 0.11–0.28 against chance 0.006. Audio, full profile
+Image, full profile, measured on 2 quiet CPU cores (README): 1,000 steps at batch 32, lr 2e-3;
+530 s end to end (training 384 s). Colour, size and position follow the caption (0.94–1.00),
+shape partly (0.20–0.52, chance 0.20; at 500 steps it stayed at chance); all four 0.20–0.50
+against chance 0.006. Audio, full profile
 (1,000 steps at batch 16): 672 s end to end (training 328 s) on 2 shared cores; all three
 attributes 0.74–0.82 on seen timbre–pitch pairs, 0.09–0.23 on unseen ones (pitch not composed;
-chance 0.025). The video full profile has not been measured.
+chance 0.025). Video, full profile (1,000 steps at batch 16): 954 s on 2 cores shared with other
+jobs; all three attributes 0.14–0.19 for vanilla, 0.36–0.62 for Self-Flow (direction of motion
+followed by Self-Flow only; chance 0.020); one seed.
 """
 from __future__ import annotations
 
@@ -30,8 +33,8 @@ from pathlib import Path
 DATASETS = {"image": "shapes-text", "video": "moving-shapes-text", "audio": "tones-text"}  # --modality → built-in (config demo-<name>)
 PROFILES = {  # modality → budget knobs; `set` overrides the shipped config (the quick ones only check the pipeline)
     "image": {
-        "full": dict(total_images=16_000, n_samples=256, steps=20, judge_steps=400, judge_images=2000,
-                     set=["train.batch_size=32", "optim.lr=2e-3", "train.threads=1"]),  # 500 steps: learning on a CPU is step-bound; 1 thread: 2 thrash on a shared machine
+        "full": dict(total_images=32_000, n_samples=256, n_cfg=64, steps=20, judge_steps=400, judge_images=2000,
+                     set=["train.batch_size=32", "optim.lr=2e-3", "train.threads=1"]),  # 1,000 steps: shape needs them (500: at chance); 1 thread: 2 thrash on a shared machine
         "quick": dict(total_images=256, n_samples=16, steps=4, judge_steps=60, judge_images=256,
                       set=["data.image_size=16", "data.num_images=400", "model.hidden_size=32", "model.depth=2",
                            "model.num_heads=2", "model.double_blocks=1", "train.batch_size=32", "train.threads=1"]),
@@ -52,7 +55,7 @@ PROFILES = {  # modality → budget knobs; `set` overrides the shipped config (t
     },
 }
 METHODS = ("vanilla", "selfflow")
-CFG_SCALES = (1.0, 3.5)  # metrics without guidance; 3.5 as the paper's qualitative samples
+CFG_SCALES = (1.0, 3.5)  # metrics without guidance (the paper's setting); 3.5 as its qualitative samples
 SHOWN = 16  # samples per set written to disk and shown in the report
 
 
@@ -133,6 +136,7 @@ def run_text_demo(args) -> int:
     idx = torch.tensor(test.indices[:n])
     sets = {"seen": (full.captions[idx], full.attributes[idx]), "unseen": (unseen.captions[:n], unseen.attributes[:n])}
     results = {"profile": profile, "dataset": dataset, "chance": scheme.chance_levels(),
+               "samples_per_set": {"cfg1": n, **{f"cfg{s:g}": min(n, b.get("n_cfg", n)) for s in CFG_SCALES if s != 1.0}},
                "real": caption_consistency(judge, _media(full)[idx], sets["seen"][1])}
     if decoder is not None:  # the decoder's ceiling: real clips through the view and back
         results["real/decoded"] = caption_consistency(judge, decoder.to_pixels(full.views[idx]), sets["seen"][1])
@@ -145,6 +149,8 @@ def run_text_demo(args) -> int:
             sampling = cfgs[m].sampling
             sampling.cfg_scale = scale
             for split, (caps, attrs) in sets.items():
+                if scale != 1.0:  # guided samples cost two passes: `n_cfg` of them (the metric setting is unguided)
+                    caps, attrs = caps[:b.get("n_cfg", n)], attrs[:b.get("n_cfg", n)]
                 x, _ = sample_images(model, len(caps), sampling, "cpu", seed=0, labels=caps)
                 media = decoder.to_pixels(x).clamp(-1, 1) if decoder is not None else x
                 key = f"{m}/cfg{scale:g}/{split}"

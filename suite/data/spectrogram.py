@@ -117,15 +117,12 @@ class SpectrogramDecoder:
 class SpectrogramClips(torch.utils.data.Dataset):
     """Built-in audio clips seen through a `SpectrogramView`: x0 is the (bins, frames) spectrogram,
     `pixels` the clip's waveform (what the domain classifier, FAD, CLAP and REPA's encoders read),
-    the rest (labels or caption ids and attributes, rate, class names) the clips' own."""
+    everything else (labels or caption ids and attributes, rate, class names, preview conditions)
+    the clips' own, forwarded."""
 
     def __init__(self, clips, view: SpectrogramView):
         self.clips, self.view = clips, view
         self.views = torch.cat([view.encode(chunk) for chunk in clips.images.split(256)])  # (N, bins, frames)
-        for attr in ("labels", "captions", "num_classes", "name", "kind", "rate", "class_names", "class_captions",
-                     "attributes", "scheme", "condition"):  # the last three: captioned clips (tones-text)
-            if hasattr(clips, attr):
-                setattr(self, attr, getattr(clips, attr))
         self.image_shape, self.pixel_shape = tuple(self.views.shape[1:]), clips.pixel_shape
         self._decoder = SpectrogramDecoder(view)
 
@@ -139,7 +136,9 @@ class SpectrogramClips(torch.utils.data.Dataset):
     def to_pixels(self, x0: torch.Tensor) -> torch.Tensor:
         return self._decoder.to_pixels(x0)
 
-    def __getattr__(self, k):  # preview_conditions of captioned clips; nothing else is forwarded
-        if k == "preview_conditions" and "clips" in self.__dict__ and hasattr(self.clips, k):
-            return getattr(self.clips, k)
-        raise AttributeError(k)
+    def __getattr__(self, k):
+        """Only for names this wrapper lacks: the clips' own (never during unpickling, before `clips` is set)."""
+        clips = self.__dict__.get("clips")
+        if clips is None:
+            raise AttributeError(k)
+        return getattr(clips, k)
