@@ -36,7 +36,7 @@ from suite.models.init import init_adaln_zero
 from suite.models.modality import make_modality
 from suite.models.qknorm import QKNorm
 from suite.models.rope import apply_rope, data_positions, rope_angles, token_ids
-from suite.models.sit import Conditioning, FinalLayer, TimestepEmbedder, group_attention_mask, modulate
+from suite.models.sit import Conditioning, FinalLayer, TimestepEmbedder, group_attention_mask, modulate_plus_one
 from suite.models.swiglu import SwiGLU, swiglu
 from suite.models.token_times import Times, TokenTimes
 
@@ -85,6 +85,13 @@ class TextTime:
             return self.data.modulation(layer).mean(dim=1, keepdim=True)
         return layer(self.vec)
 
+    def modulations(self, layer: nn.Module, chunks: int, scales: tuple[int, ...] = ()) -> list[torch.Tensor]:
+        """As `Conditioning.modulations`: `chunks` pieces (B, 1, D), those in `scales` as 1 + piece."""
+        pieces = list(self.modulation(layer).chunk(chunks, dim=-1))
+        for i in scales:
+            pieces[i] = 1 + pieces[i]
+        return pieces
+
 
 def shared_modulation(dim: int, chunks: int) -> nn.Sequential:
     return nn.Sequential(nn.SiLU(), nn.Linear(dim, chunks * dim))
@@ -125,23 +132,23 @@ class DoubleStreamBlock(nn.Module):
         self.img = StreamWeights(dim, num_heads, int(dim * mlp_ratio))
         self.txt = StreamWeights(dim, num_heads, int(dim * mlp_ratio))
 
-    def _qkv(self, s: StreamWeights, x, shift, scale):
-        q, k, v = split_heads(s.qkv(modulate(s.norm1(x), shift, scale)), self.num_heads)  # (B, H, ·, Dh)
+    def _qkv(self, s: StreamWeights, x, shift, scale1):
+        q, k, v = split_heads(s.qkv(modulate_plus_one(s.norm1(x), shift, scale1)), self.num_heads)  # (B, H, ·, Dh)
         q, k = s.qk_norm(q, k)
         return q, k, v
 
     def forward(self, img, txt, img_mod, txt_mod, angles, mask):
-        """img (B, N, D), txt (B, L, D); img_mod (B, N|1, 6D), txt_mod (B, 1, 6D)."""
-        i_sh1, i_sc1, i_g1, i_sh2, i_sc2, i_g2 = img_mod.chunk(6, dim=-1)
-        t_sh1, t_sc1, t_g1, t_sh2, t_sc2, t_g2 = txt_mod.chunk(6, dim=-1)
+        """img (B, N, D), txt (B, L, D); img_mod six (B, N|1, D), txt_mod six (B, 1, D) (scales as 1 + scale)."""
+        i_sh1, i_sc1, i_g1, i_sh2, i_sc2, i_g2 = img_mod
+        t_sh1, t_sc1, t_g1, t_sh2, t_sc2, t_g2 = txt_mod
         iq, ik, iv = self._qkv(self.img, img, i_sh1, i_sc1)
         tq, tk, tv = self._qkv(self.txt, txt, t_sh1, t_sc1)
         att = joint_attention(torch.cat([tq, iq], 2), torch.cat([tk, ik], 2), torch.cat([tv, iv], 2), angles, mask)
         l = txt.shape[1]
-        txt = txt + t_g1 * self.txt.proj(att[:, :l])
-        img = img + i_g1 * self.img.proj(att[:, l:])
-        txt = txt + t_g2 * self.txt.mlp(modulate(self.txt.norm2(txt), t_sh2, t_sc2))
-        img = img + i_g2 * self.img.mlp(modulate(self.img.norm2(img), i_sh2, i_sc2))
+        txt = torch.addcmul(txt, t_g1, self.txt.proj(att[:, :l]))
+        img = torch.addcmul(img, i_g1, self.img.proj(att[:, l:]))
+        txt = torch.addcmul(txt, t_g2, self.txt.mlp(modulate_plus_one(self.txt.norm2(txt), t_sh2, t_sc2)))
+        img = torch.addcmul(img, i_g2, self.img.mlp(modulate_plus_one(self.img.norm2(img), i_sh2, i_sc2)))
         return img, txt
 
 
@@ -157,13 +164,13 @@ class SingleStreamBlock(nn.Module):
         self.linear2 = nn.Linear(dim + self.mlp_hidden, dim)
 
     def forward(self, x, mod, angles, mask):
-        """x (B, L+N, D); mod (B, L+N, 3D)."""
-        shift, scale, gate = mod.chunk(3, dim=-1)
-        qkv, mlp_in = self.linear1(modulate(self.norm(x), shift, scale)).split([3 * self.dim, 2 * self.mlp_hidden], dim=-1)
+        """x (B, L+N, D); mod: shift, 1 + scale, gate, each (B, L+N, D)."""
+        shift, scale1, gate = mod
+        qkv, mlp_in = self.linear1(modulate_plus_one(self.norm(x), shift, scale1)).split([3 * self.dim, 2 * self.mlp_hidden], dim=-1)
         q, k, v = split_heads(qkv, self.num_heads)
         q, k = self.qk_norm(q, k)
         att = joint_attention(q, k, v, angles, mask)  # (B, L+N, D)
-        return x + gate * self.linear2(torch.cat([att, swiglu(mlp_in)], dim=-1))
+        return torch.addcmul(x, gate, self.linear2(torch.cat([att, swiglu(mlp_in)], dim=-1)))
 
 
 def joint_group_mask(groups: torch.Tensor, text_len: int) -> torch.Tensor:
@@ -255,15 +262,17 @@ class MMDiT(nn.Module):
         hidden: dict[int, torch.Tensor] = {}
         last = self.depth if stop_after is None else stop_after
         if self.num_double and last >= 1:
-            img_mod, txt_mod = data.modulation(self.img_modulation), text.modulation(self.txt_modulation)
+            img_mod = data.modulations(self.img_modulation, 6, scales=(1, 4))  # six (B, N|1, D), shared by every double block
+            txt_mod = text.modulations(self.txt_modulation, 6, scales=(1, 4))  # six (B, 1, D)
             for i, block in enumerate(self.double_stream[:last], start=1):
                 img, txt = block(img, txt, img_mod, txt_mod, angles, mask)
                 if i in taps:
                     hidden[i] = img
         if last > self.num_double:
             h = torch.cat([txt, img], dim=1)  # (B, L+N, D)
-            mod = torch.cat([text.modulation(self.single_modulation).expand(b, l, -1),
-                             data.modulation(self.single_modulation).expand(b, n, -1)], dim=1)  # (B, L+N, 3D)
+            mod = [torch.cat([t_piece.expand(b, l, -1), d_piece.expand(b, n, -1)], dim=1)  # (B, L+N, D) each
+                   for t_piece, d_piece in zip(text.modulations(self.single_modulation, 3, scales=(1,)),
+                                               data.modulations(self.single_modulation, 3, scales=(1,)))]
             for i, block in enumerate(self.single_stream[: last - self.num_double], start=self.num_double + 1):
                 h = block(h, mod, angles, mask)
                 if i in taps:

@@ -21,12 +21,9 @@ from suite.models.modality import make_modality, timestep_frequencies
 from suite.models.token_times import Times, TokenTimes
 
 
-def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return x * (1 + scale) + shift  # x (B, N, D); shift/scale (B, N|1, D)
-
-
 def modulate_plus_one(x: torch.Tensor, shift: torch.Tensor, one_plus_scale: torch.Tensor) -> torch.Tensor:
-    """`modulate` with 1 + scale already formed (per level, before the per-token select): one fused op."""
+    """adaLN's x·(1 + scale) + shift, with 1 + scale already formed (per level, before the per-token
+    select: `Conditioning.modulations`), as one fused op."""
     return torch.addcmul(shift, x, one_plus_scale)  # x (B, N, D); shift, 1 + scale (B, N|1, D)
 
 
