@@ -72,3 +72,31 @@ def write_provenance(path: Path, info: dict) -> None:
 
 def read_provenance(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def save_frozen_net(net, path: Path, arch: dict, meta: dict, format_version: int) -> None:
+    """A small network the cache holds (domain classifier, attribute judge): its constructor
+    arguments, weights and provenance, written atomically."""
+    import torch
+
+    payload = {"format": format_version, "arch": arch, "state_dict": net.state_dict(), "meta": meta}
+    atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
+
+
+def load_frozen_net(path: str | os.PathLike, build: Callable[[dict], Any], what: str, made_by: str, missing: str | None = None):
+    """`save_frozen_net`'s file → `build(arch)` with its weights, frozen in eval mode. One line when
+    the file is missing (`missing`, default `what`, "not found", and `made_by`) or unreadable."""
+    import torch
+
+    from suite.errors import CheckpointError, MissingFileError
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"{missing or what} not found: {path} ({made_by})")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        net = build(payload["arch"])
+        net.load_state_dict(payload["state_dict"])
+    except Exception as e:  # truncated file, foreign format
+        raise CheckpointError(f"cannot read {what} {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+    return net.eval().requires_grad_(False)

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import torch
 
-from suite.errors import CheckpointError, MissingFileError
-from suite.evaluation.cache import atomic_write, cache_root, entry_lock, stable_hash, write_provenance
+from suite.evaluation.cache import cache_root, entry_lock, load_frozen_net, save_frozen_net, stable_hash, write_provenance
 from suite.evaluation.caption_consistency import AttributeJudge, caption_consistency, judge_training_set, train_attribute_classifier
 
 FORMAT_VERSION = 1  # bump when the judge's architecture or training changes meaning
@@ -71,22 +70,15 @@ def cached_judge(data_cfg, cache_dir=None, recipe: JudgeRecipe | None = None) ->
 
 
 def save_judge(judge: AttributeJudge, path: Path, arch: dict, meta: dict) -> None:
-    payload = {"format": FORMAT_VERSION, "arch": arch, "state_dict": judge.state_dict(), "meta": meta}
-    atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
+    save_frozen_net(judge, path, arch, meta, FORMAT_VERSION)
+
+
+def _build_judge(arch: dict) -> AttributeJudge:
+    return AttributeJudge({k: tuple(v) for k, v in arch["attributes"].items()}, tuple(arch["example_shape"]), arch["width"])
 
 
 def load_judge(path: str | Path) -> AttributeJudge:
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"attribute judge not found: {path} (made by caption-consistency evaluation or `suite demo --text`)")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        arch = payload["arch"]
-        judge = AttributeJudge({k: tuple(v) for k, v in arch["attributes"].items()}, tuple(arch["example_shape"]), arch["width"])
-        judge.load_state_dict(payload["state_dict"])
-    except Exception as e:  # truncated file, foreign format
-        raise CheckpointError(f"cannot read attribute judge {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
-    return judge.eval().requires_grad_(False)
+    return load_frozen_net(path, _build_judge, "attribute judge", "made by caption-consistency evaluation or `suite demo --text`")
 
 
 def _train_and_cache(data_cfg, recipe: JudgeRecipe, path: Path) -> None:

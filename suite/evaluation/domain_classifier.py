@@ -19,8 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from suite.data import media_identity
-from suite.errors import CheckpointError, MissingFileError
-from suite.evaluation.cache import atomic_write, cache_root, entry_lock, stable_hash, write_provenance
+from suite.evaluation.cache import cache_root, entry_lock, load_frozen_net, save_frozen_net, stable_hash, write_provenance
 from suite.evaluation.images import load_split, to_float
 
 FORMAT_VERSION = 1  # bump when the architecture or the training loop changes meaning
@@ -94,21 +93,12 @@ class DomainCNN(nn.Module):
 
 
 def save_classifier(net: DomainCNN, path: Path, meta: dict) -> None:
-    payload = {"format": FORMAT_VERSION, "arch": net.arch, "state_dict": net.state_dict(), "meta": meta}
-    atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
+    save_frozen_net(net, path, net.arch, meta, FORMAT_VERSION)
 
 
 def load_classifier(path: str | Path) -> DomainCNN:
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"domain classifier weights not found: {path} (made by `suite eval` / training with eval enabled)")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        net = DomainCNN(**payload["arch"])
-        net.load_state_dict(payload["state_dict"])
-    except Exception as e:  # truncated file, foreign format
-        raise CheckpointError(f"cannot read domain classifier {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
-    return net.eval().requires_grad_(False)
+    return load_frozen_net(path, lambda arch: DomainCNN(**arch), "domain classifier",
+                           "made by `suite eval` / training with eval enabled", missing="domain classifier weights")
 
 
 def _shift(x: torch.Tensor, max_shift: int, g: torch.Generator) -> torch.Tensor:
