@@ -460,7 +460,6 @@ class Trainer:
     def _catch_sigterm(self):
         """A plain SLURM preemption or `scancel` sends SIGTERM: finish the step, checkpoint, stop.
         Only when nobody else (e.g. Submitit) handles SIGTERM; returns the undo."""
-
         if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
             return lambda: None
 
