@@ -36,7 +36,8 @@ from suite.models.init import init_adaln_zero
 from suite.models.modality import make_modality
 from suite.models.qknorm import QKNorm
 from suite.models.rope import apply_rope, data_positions, rope_angles, token_ids
-from suite.models.sit import Conditioning, FinalLayer, TimestepEmbedder, group_attention_mask, modulate_plus_one
+from suite.models.sit import (Conditioning, FinalLayer, TimestepEmbedder, group_attention_mask, modulate_plus_one,
+                              modulation_pieces)
 from suite.models.swiglu import SwiGLU, swiglu
 from suite.models.token_times import Times, TokenTimes
 
@@ -87,10 +88,7 @@ class TextTime:
 
     def modulations(self, layer: nn.Module, chunks: int, scales: tuple[int, ...] = ()) -> list[torch.Tensor]:
         """As `Conditioning.modulations`: `chunks` pieces (B, 1, D), those in `scales` as 1 + piece."""
-        pieces = list(self.modulation(layer).chunk(chunks, dim=-1))
-        for i in scales:
-            pieces[i] = 1 + pieces[i]
-        return pieces
+        return modulation_pieces(self.modulation(layer), chunks, scales)
 
 
 def shared_modulation(dim: int, chunks: int) -> nn.Sequential:

@@ -27,6 +27,14 @@ def modulate_plus_one(x: torch.Tensor, shift: torch.Tensor, one_plus_scale: torc
     return torch.addcmul(shift, x, one_plus_scale)  # x (B, N, D); shift, 1 + scale (B, N|1, D)
 
 
+def modulation_pieces(out: torch.Tensor, chunks: int, scales: tuple[int, ...]) -> list[torch.Tensor]:
+    """A modulation network's output (..., chunks·D) → `chunks` pieces (..., D), those in `scales` as 1 + piece."""
+    pieces = list(out.chunk(chunks, dim=-1))
+    for i in scales:
+        pieces[i] = 1 + pieces[i]
+    return pieces
+
+
 class Conditioning:
     """Per-token conditioning stored by level.
 
@@ -49,9 +57,7 @@ class Conditioning:
         Both happen per level, before the per-token select: the +1 costs no pass over (B, N, D), and
         selecting each piece on its own spares the backward a concatenation of (B, N, chunks·D).
         """
-        pieces = list(layer(self.levels).chunk(chunks, dim=-1))  # each (B, K|1|N, D)
-        for i in scales:
-            pieces[i] = 1 + pieces[i]
+        pieces = modulation_pieces(layer(self.levels), chunks, scales)  # each (B, K|1|N, D)
         return pieces if self.times is None else [self.times.select(p) for p in pieces]  # each (B, N|1, D)
 
 
