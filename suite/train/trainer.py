@@ -478,9 +478,10 @@ class Trainer:
         """
         while self._pending_hooks:
             hook = self._pending_hooks[0]
-            if hook == "log":
-                metrics = self._flushed_log if self._flushed_log is not None else self._flush_training_log()
-                self._emit(metrics, "on_log")
+            if hook == "log":  # kept in `_flushed_log` until emitted: a signal during the emit must not re-flush an empty window
+                if self._flushed_log is None:
+                    self._flushed_log = self._flush_training_log()
+                self._emit(self._flushed_log, "on_log")
                 self._flushed_log = None
             elif hook == "val":
                 self._emit(self.validation_losses(), "on_log")
