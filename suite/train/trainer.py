@@ -91,6 +91,17 @@ def signals_deferred(signals=(signal.SIGUSR2, signal.SIGTERM)):
                 signal.raise_signal(signum)
 
 
+def interruption_behind(e: BaseException) -> BaseException | None:
+    """The KeyboardInterrupt or SystemExit that `e` is, or was raised while handling; else None."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            return e
+        seen.add(id(e))
+        e = e.__context__
+    return None
+
+
 class _Interval:
     """Fires when images seen crosses a multiple of `every` (0 = never)."""
 
@@ -224,17 +235,20 @@ class Trainer:
                     "rng": rng, "config_hash": self.hash,
                     "pending_hooks": list(self._pending_hooks), "pending_log": self._flushed_log,
                     "model_spec": self.model_spec}  # rebuilds the model without the data (suite sample / eval)
-        if self.parallel == "fsdp":
-            return self._save_sharded(counters, snapshot)
-        if not self.dist.is_main:
-            return
-        obj = {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "method": self.method.state_dict(),
-               "optimizer": self.opt.state_dict(), **counters}
-        ckpt_io.save_atomic(obj, self.ckpt_path)
-        if snapshot:
-            ckpt_io.save_atomic(obj, self.ckpt_path.with_name(f"snapshot-{self.images_seen:010d}.pt"))
-        self.state.update(images_seen=self.images_seen, step=self.step)
-        return True
+        # Ctrl-C (or Submitit's SIGINT on cancel) lands after the write: torch.save interrupted
+        # mid-file raises its own RuntimeError, which would mark an interrupted run failed.
+        with signals_deferred((signal.SIGINT, signal.SIGUSR2, signal.SIGTERM)):
+            if self.parallel == "fsdp":
+                return self._save_sharded(counters, snapshot)
+            if not self.dist.is_main:
+                return
+            obj = {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "method": self.method.state_dict(),
+                   "optimizer": self.opt.state_dict(), **counters}
+            ckpt_io.save_atomic(obj, self.ckpt_path)
+            if snapshot:
+                ckpt_io.save_atomic(obj, self.ckpt_path.with_name(f"snapshot-{self.images_seen:010d}.pt"))
+            self.state.update(images_seen=self.images_seen, step=self.step)
+            return True
 
     def _save_sharded(self, counters: dict, snapshot: bool) -> bool:
         """FSDP: every rank writes its shards (DCP); rank 0 then writes latest.pt naming the complete
@@ -436,11 +450,15 @@ class Trainer:
                 if main or self.parallel == "fsdp":  # FSDP: every rank takes part in the sampler's passes
                     self._log_samples()
         except BaseException as e:
-            # SystemExit: Submitit's requeue after a preemption checkpoint; the run resumes later
-            status = "pruned" if type(e).__name__ == "TrialPruned" else ("interrupted" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "failed")
+            # SystemExit: Submitit's requeue after a preemption checkpoint; the run resumes later.
+            # An error raised while a Ctrl-C unwound (a library's cleanup) is that interruption.
+            interrupt = interruption_behind(e)
+            status = "pruned" if type(e).__name__ == "TrialPruned" else ("interrupted" if interrupt else "failed")
             if not isinstance(e, DivergenceError):
                 self.save_checkpoint()
             self._close(status)
+            if interrupt is not None and interrupt is not e:
+                raise interrupt from None
             raise
         finally:
             bar.close()
