@@ -58,6 +58,8 @@ def test_text_demo_quick_runs_end_to_end(tmp_path, monkeypatch):
     for key in ("vanilla/cfg1/seen", "selfflow/cfg1/unseen", "selfflow/cfg3.5/seen"):
         assert 0.0 <= res[key]["all"] <= 1.0 and set(res[key]) == {"colour", "shape", "size", "position", "all"}
     assert (tmp_path / "text-quick" / "samples-selfflow-cfg1-unseen.png").is_file()
+    assert "checks the pipeline" in res["caveat"]  # a reader is told these figures are not a comparison
+    assert res["caveat"] in (tmp_path / "text-quick" / "report.html").read_text()
     run = tmp_path / "text-quick" / "runs" / "selfflow"
     assert main(["sample", str(run), "--n", "2", "--out", str(tmp_path / "s"), "--set", "sampling.steps=2",
                  "--caption", "a large red ring in the top left"]) == 0

@@ -44,6 +44,8 @@ def write_report(out: Path, results: dict, shown: dict[str, list[str]], captions
                 if "real/decoded" in results else "") + "). Seen: captions of the test split; unseen: held-out attribute pairs.</p>",
              "<table border=1 cellpadding=4><tr><th>set</th>" + "".join(f"<th>{escape(c)}</th>" for c in cols) + f"</tr>{table}</table>",
              f"<p>Time: {results['seconds']['total']} s, of which training {results['seconds']['training']} s.</p>"]
+    if results.get("caveat"):
+        parts.insert(1, f"<p><b>{escape(results['caveat'])}</b></p>")
     if "samples_per_set" in results:  # guided sets may be smaller (two passes per sample)
         parts.append("<p>Samples judged per set: " + ", ".join(f"{escape(k)} {v}" for k, v in results["samples_per_set"].items()) + ".</p>")
     for key, files in shown.items():  # "<method>/cfg<s>/<split>" → its files
