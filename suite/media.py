@@ -158,15 +158,16 @@ def write_each(samples: torch.Tensor, labels: torch.Tensor, out_dir, data_cfg, t
     return paths + save_samples(samples[:64], out_dir, "grid", rate, nrow=8)
 
 
-def show_dataset(dataset, out: str, n: int = 64) -> list[Path]:
-    """`suite data show` for video/audio: the first n clips as GIF / WAV + spectrogram, captions beside."""
-    p = Path(out)
+def show_dataset(dataset, out_dir, stem: str, n: int = 64) -> list[Path]:
+    """`suite data show` for video/audio: the first n clips as `out_dir/<stem>.gif` or `<stem>.wav` +
+    `<stem>.spectrogram.png`, captions beside in `<stem>.captions.txt`."""
+    out_dir = Path(out_dir)
     clips = torch.stack([dataset[i]["pixels"] for i in range(min(n, len(dataset)))])
-    paths = save_samples(clips, p.parent, p.stem, getattr(dataset, "rate", None), nrow=8)  # a built dataset knows its rate
+    paths = save_samples(clips, out_dir, stem, getattr(dataset, "rate", None), nrow=8)  # a built dataset knows its rate
     scheme = getattr(dataset, "scheme", None)  # captioned built-ins: captions are token ids over its vocabulary
     if scheme is not None or getattr(dataset, "captions", None) is not None:
         text = (lambda i: scheme.detokenize(dataset[i]["y"])) if scheme is not None else (lambda i: dataset[i]["caption"])
-        cap = p.parent / f"{p.stem}.captions.txt"
+        cap = out_dir / f"{stem}.captions.txt"
         cap.write_text("".join(f"{text(i)}\n" for i in range(clips.shape[0])))
         paths.append(cap)
     return paths

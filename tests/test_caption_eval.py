@@ -106,3 +106,27 @@ def test_every_metric_on_a_captioned_builtin_samples_for_real_test_captions(tiny
     with pytest.raises(ConfigError, match="class_consistency needs class labels") as err:
         load_run_config(tiny_cfg(**text, **{"eval.metrics": ["class_consistency"]}))
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("metrics, named", [(["caption_consistency"], "caption_consistency"),
+                                            (["isc", "caption_consistency2k", "probe"], "caption_consistency and probe")])
+def test_given_samples_refuse_caption_consistency_before_reading_them(tiny_cfg, tmp_path, metrics, named):
+    """Samples from an npz (`suite sample --format npz`, `Evaluator.evaluate_images`) have no captions and no
+    unseen-split samples: caption consistency (and the probe) is refused in one line, before a batch is read or
+    a judge trained, instead of silently missing from the results."""
+    from suite.evaluation.run_eval import Evaluator
+
+    text = dict(data={"name": "shapes-text", "image_size": 16, "num_images": 200}, model=MMDIT)
+    cfg = load_run_config(tiny_cfg(**text, **{"eval.cache_dir": str(tmp_path / "cache")}))
+    read = []
+
+    def batches():
+        read.append(1)
+        yield from ()
+
+    with pytest.raises(ConfigError, match=rf"^eval.metrics: {named} cannot be computed from given samples .*not captions\).*"
+                                          rf"evaluate the run instead: suite eval RUN_DIR --metrics {named.replace(' and ', ' ')}$") as err:
+        Evaluator(cfg, metrics=metrics, n=4).evaluate_images(batches())
+    assert "\n" not in str(err.value)
+    assert not read and not (tmp_path / "cache").exists()
+

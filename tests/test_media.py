@@ -120,3 +120,26 @@ def test_cli_data_show_and_sample_write_media(tiny_cfg, tmp_path, capsys):
     names = sorted(p.name for p in (tmp_path / "s").iterdir())
     assert len([n for n in names if n.endswith(".gif") and "_class" in n]) == 3 and "meta.pt" in names
     assert "grid.gif" in names and Image.open(tmp_path / "s" / "grid.gif").n_frames == 8
+
+
+def test_data_show_writes_into_a_directory_and_refuses_a_bad_out_in_one_line(tmp_path, capsys):
+    """--out DIR (existing, or ending in /) writes NAME.<ext> inside it for image, video and audio built-ins;
+    an image grid takes its format from a known extension; anything else is one line and writes nothing."""
+    from suite.cli import main
+
+    assert main(["data", "show", "shapes-text", "--out", str(tmp_path)]) == 0
+    assert main(["data", "show", "moving-shapes", "--out", str(tmp_path)]) == 0
+    assert main(["data", "show", "tones", "--out", f"{tmp_path / 'new'}/"]) == 0
+    assert main(["data", "show", "digits", "--out", str(tmp_path / "grid.jpg")]) == 0
+    assert Image.open(tmp_path / "shapes-text.png").format == "PNG" and Image.open(tmp_path / "grid.jpg").format == "JPEG"
+    assert Image.open(tmp_path / "moving-shapes.gif").n_frames == 8 and (tmp_path / "new" / "tones.wav").is_file()
+    assert f"wrote {tmp_path / 'shapes-text.png'}" in capsys.readouterr().out
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    for name, out, why in [("shapes-text", tmp_path / "grid", "no image extension; give a file ending in .png, .jpg"),
+                           ("shapes", tmp_path / "grid.mp4", "unknown image extension '.mp4'; give a file ending in .png"),
+                           ("shapes-text", tmp_path / "grid.jpg" / "x.png", f"{tmp_path / 'grid.jpg'} is a file, not a directory"),
+                           ("tones", tmp_path / "grid.jpg" / "clips", "is a file, not a directory")]:
+        assert main(["data", "show", name, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: --out ") and why in err, err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before  # nothing written, nothing lost

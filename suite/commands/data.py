@@ -2,6 +2,11 @@
 with `--text-encoder NAME --text-weights DIR`, captioned shards: docs/TEXT_TO_X.md) and `suite data show NAME`."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")  # `data show` image grids (Pillow writes each)
+
 
 def add_arguments(p) -> None:
     sub = p.add_subparsers(dest="data_command", required=True)
@@ -29,7 +34,9 @@ def add_arguments(p) -> None:
                                                      "empty: the last hidden state")
     s = sub.add_parser("show", help="write a grid of a dataset's images")
     s.add_argument("name", help="digits | shapes | shapes-text | moving-shapes(-text) (GIF) | tones(-text) (WAV + spectrogram)")
-    s.add_argument("--out", default="data-grid.png")
+    s.add_argument("--out", default="data-grid.png",
+                   help=f"images: a file ending in {', '.join(IMAGE_EXTENSIONS)}; video / audio: its extension becomes .gif / "
+                        ".wav (+ .spectrogram.png, .captions.txt); an existing directory (or a path ending in /): NAME.<ext> inside it")
 
 
 def run(args) -> int:
@@ -69,16 +76,46 @@ def run(args) -> int:
             train += f" model.backbone=mmdit model.text_dim={text_encoder.dim}"
         print(f"encoded {n} {what} with {type(vae).__name__} into {args.out}: train with {train}")
         return 0
+    return _show(args.name, args.out, build_dataset(DataConfig(name=args.name), "train"))
+
+
+def _show(name: str, out: str, ds) -> int:
+    """`data show`: the first 64 examples as an image grid (the format --out's extension names), or as
+    GIF / WAV + spectrogram clips. Everything is rendered before anything is written; a bad --out is one line."""
+    import io
+
     import torch
     from torchvision.utils import save_image
 
-    ds = build_dataset(DataConfig(name=args.name), "train")
-    imgs = torch.stack([ds[i]["pixels"] for i in range(64)])
-    if imgs.dim() != 4:
-        from suite.media import show_dataset
+    from suite.errors import ConfigError, SuiteError
 
-        print("wrote " + ", ".join(map(str, show_dataset(ds, args.out))))
-        return 0
-    save_image((imgs + 1) / 2, args.out, nrow=8)
-    print(f"wrote {args.out}")
+    p = Path(out).expanduser()
+    into_dir = p.is_dir() or out.endswith(("/", os.sep))  # an existing directory, or one the user marked as such
+    folder = p if into_dir else p.parent
+    nearest = next(a for a in (folder, *folder.parents) if a.exists() or a == a.parent)  # the deepest part that exists
+    if nearest.exists() and not nearest.is_dir():
+        raise ConfigError(f"--out {out}: {nearest} is a file, not a directory")
+    imgs = torch.stack([ds[i]["pixels"] for i in range(min(64, len(ds)))])
+    try:
+        if imgs.dim() != 4:  # video / audio: the file names are the stem's, the extensions the media's
+            from suite.media import show_dataset
+
+            paths = show_dataset(ds, folder, name if into_dir else p.stem)
+            print("wrote " + ", ".join(map(str, paths)))
+            return 0
+        target = folder / f"{name}.png" if into_dir else p
+        if target.suffix.lower() not in IMAGE_EXTENSIONS:
+            what = f"unknown image extension {target.suffix!r}" if target.suffix else "no image extension"
+            raise ConfigError(f"--out {out}: {what}; give a file ending in {', '.join(IMAGE_EXTENSIONS)} "
+                              f"or an existing directory (writes {name}.png inside it)")
+        from PIL import Image
+
+        buf = io.BytesIO()
+        save_image((imgs + 1) / 2, buf, format=Image.registered_extensions()[target.suffix.lower()], nrow=8)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(buf.getvalue())
+    except OSError as e:
+        why = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else str(e)
+        raise SuiteError(f"--out {out}: cannot write there ({why})") from None
+    print(f"wrote {target}")
     return 0

@@ -232,7 +232,19 @@ class Evaluator:
 
     def evaluate_images(self, batches, images_seen: int = 0) -> dict[str, float]:
         """The same metrics on given batches (pixels (b, 3, H, W) uint8, labels (b,)) instead of the
-        model's samples: an ADM-style npz written by `suite sample --format npz` or by other code."""
+        model's samples: an ADM-style npz written by `suite sample --format npz` or by other code.
+        Metrics that need the model itself (caption consistency, the probe) are refused in one line
+        before any batch is read, never dropped from the results."""
+        from suite.errors import ConfigError
+
+        why = {"caption_consistency": "samples the model for captions of the test split and of held-out (unseen) attribute "
+                                      "combinations, which given samples do not carry (an npz's arr_1 is labels, not captions)",
+               "probe": "reads the model's hidden features"}
+        asked = [k for k, on in (("caption_consistency", self.judged), ("probe", self.probe)) if on]
+        if asked:
+            raise ConfigError(f"eval.metrics: {' and '.join(asked)} cannot be computed from given samples (an npz): "
+                              + "; ".join(f"{k} {why[k]}" for k in asked)
+                              + f"; evaluate the run instead: suite eval RUN_DIR --metrics {' '.join(asked)}")
         return self._evaluate(None, images_seen, self.device or torch.device("cpu"), batches)
 
     def _evaluate(self, model, images_seen: int, device, batches=None) -> dict[str, float]:
