@@ -1,6 +1,6 @@
 """`suite sweep SPEC [--executor local|debug|slurm] [--dry-run] [--wait]`, `suite sweep status SPEC`,
 `suite sweep cancel SPEC [POINT…]`, `suite sweep logs SPEC POINT [--err] [--follow]`,
-`suite sweep resubmit SPEC --failed|--lost|POINT…` (logic: suite.sweeps.dispatch / control)."""
+`suite sweep resubmit SPEC --failed|--lost|POINT… [--update-code]` (logic: suite.sweeps.dispatch / control)."""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--follow", action="store_true", help="logs: keep printing until the job ends")
     parser.add_argument("--failed", action="store_true", help="resubmit: every failed point")
     parser.add_argument("--lost", action="store_true", help="resubmit: every lost (or interrupted) point")
+    parser.add_argument("--update-code", action="store_true",
+                        help="SPEC or resubmit: replace the sweep's code snapshot with this checkout's code before "
+                             "submitting (jobs otherwise keep the snapshot taken at the first submission)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     if args.target not in ACTIONS:
         if args.rest:
             raise SuiteError(f"expected one sweep spec, got {args.target} {' '.join(args.rest)} (actions: {', '.join(ACTIONS)})")
-        return run_sweep(load_sweep_spec(args.target), kind=args.executor, dry_run=args.dry_run, wait=args.wait)
+        return run_sweep(load_sweep_spec(args.target), kind=args.executor, dry_run=args.dry_run, wait=args.wait,
+                         update_code=args.update_code)
     if not args.rest:
         raise SuiteError(f"usage: suite sweep {args.target} SPEC" + (" POINT" if args.target == "logs" else ""))
     spec, points = load_sweep_spec(args.rest[0]), args.rest[1:]
@@ -45,4 +49,5 @@ def run(args: argparse.Namespace) -> int:
         if len(points) != 1:
             raise SuiteError("usage: suite sweep logs SPEC POINT [--err] [--follow]")
         return control.logs(Sweep(spec, args.executor), points[0], err=args.err, follow=args.follow)
-    return control.resubmit(spec, args.executor, args.failed, args.lost, points, wait=args.wait)
+    return control.resubmit(spec, args.executor, args.failed, args.lost, points, wait=args.wait,
+                            update_code=args.update_code)

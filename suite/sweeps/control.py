@@ -6,8 +6,9 @@
   Their units become `lost`: `resubmit --lost` (or `suite sweep SPEC`) continues them.
 - `logs(spec, point, err, follow)`: the stdout (or stderr) Submitit captured for the point's last job;
   `follow` keeps printing what is appended until the job is gone.
-- `resubmit(spec, failed, lost, points)`: submits only the selected units, through the same
-  dispatcher as `suite sweep` (idempotent; finished and live units are never resubmitted).
+- `resubmit(spec, failed, lost, points, update_code)`: submits only the selected units, through the
+  same dispatcher as `suite sweep` (idempotent; finished and live units are never resubmitted), with
+  the sweep's code snapshot, or a new one from the checkout when `update_code`.
 Points are named by label (as `status` prints them), index (`#`) or config-hash prefix.
 """
 from __future__ import annotations
@@ -110,8 +111,10 @@ def logs(sw, point: str, err: bool = False, follow: bool = False, out=None, poll
 
 
 def resubmit(spec, kind: str | None = None, failed: bool = False, lost: bool = False, points: Iterable[str] = (),
-             out: Printer = print, wait: bool | None = None) -> int:
-    """Submit the failed / lost / named units only (the named ones must be resubmittable)."""
+             out: Printer = print, wait: bool | None = None, update_code: bool = False,
+             code_source: Path | None = None) -> int:
+    """Submit the failed / lost / named units only (the named ones must be resubmittable).
+    `update_code`: first replace the sweep's code snapshot with `code_source` (default: this checkout)."""
     from suite.sweeps.dispatch import Sweep, run_sweep
 
     points = list(points)
@@ -130,4 +133,4 @@ def resubmit(spec, kind: str | None = None, failed: bool = False, lost: bool = F
         return s.state in states or bool(keys & {s.unit.label, str(s.unit.index), s.unit.key}) or any(
             len(k) >= 4 and (s.unit.hash or "").startswith(k) for k in keys)
 
-    return run_sweep(spec, kind=kind, wait=wait, out=out, only=wanted)
+    return run_sweep(spec, kind=kind, wait=wait, out=out, only=wanted, update_code=update_code, code_source=code_source)

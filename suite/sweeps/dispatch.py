@@ -8,7 +8,9 @@ once, and the call waits. Debug: one after the other, in this process.
 
 Before any job starts, the dispatcher creates the MLflow store and the sweep's parent run (child
 runs point at it with `mlflow.parentRunId` and carry the tag `sweep=<name>`), and the Optuna study
-(concurrent creation of a new SQLite database crashes some of the creators).
+(concurrent creation of a new SQLite database crashes some of the creators). The first submission
+copies the `suite` package into the sweep directory; local and SLURM jobs import that snapshot,
+not the checkout (code_snapshot.py), until `update_code` replaces it.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from typing import Callable
 
 from suite.errors import SuiteError
 from suite.sweeps import plan as P
+from suite.sweeps.code_snapshot import code_status, ensure_snapshot, job_python, snapshot_dir
 from suite.sweeps.spec import ExecutorSpec, SweepSpec, check_executor_kind
 from suite.sweeps.state import SweepDir
 from suite.sweeps.status import UnitStatus, format_table, summary, unit_statuses
@@ -29,10 +32,13 @@ Printer = Callable[[str], None]
 
 
 # ----------------------------------------------------------------------------- executors
-def make_executor(e: ExecutorSpec, kind: str, folder: Path, name: str, parallelism: int):
+def make_executor(e: ExecutorSpec, kind: str, folder: Path, name: str, parallelism: int, python: str | None = None):
+    """`python`: the command jobs start Python with (local and SLURM; code_snapshot.job_python)."""
     import submitit
 
     kw = {"slurm_max_num_timeout": e.max_requeues} if kind == "slurm" else {}
+    if python and kind in ("local", "slurm"):
+        kw[f"{kind}_python"] = python
     ex = submitit.AutoExecutor(folder=str(folder), cluster=kind, **kw)
     params = dict(name=name, timeout_min=e.timeout_min, nodes=e.nodes, tasks_per_node=e.tasks_per_node,
                   cpus_per_task=e.cpus_per_task, gpus_per_node=e.gpus_per_node,
@@ -116,6 +122,7 @@ class Sweep:
         self.dir = P.sweep_dir(spec)
         self.units = P.plan_units(spec, self.dir)
         self.parallelism = spec.study.parallel if spec.study else spec.executor.array_parallelism
+        self.code: Path | None = None  # the code snapshot jobs import (set when submitting)
         self.reload()
 
     def reload(self) -> None:
@@ -135,10 +142,20 @@ class Sweep:
         from suite.sweeps.jobs import TrainPoint, TrialJob
 
         cpus = self.spec.executor.cpus_per_task
+        code = str(self.code) if self.code and self.kind != "debug" else None  # debug: in this process
         if unit.point is not None:
-            return TrainPoint(P.point_config(self.spec, unit, tracking, parent), str(unit.run_dir), cpus)
+            return TrainPoint(P.point_config(self.spec, unit, tracking, parent), str(unit.run_dir), cpus, code)
         track = {**tracking, "parent_run_id": parent}
-        return TrialJob(self.spec, str(self.dir), unit.slot, P.study_base(self.spec), track, cpus)
+        return TrialJob(self.spec, str(self.dir), unit.slot, P.study_base(self.spec), track, cpus, code)
+
+    def executor(self, kind: str, parallelism: int):
+        python = job_python(self.code) if self.code else None
+        return make_executor(self.spec.executor, kind, self.sd.submitit_folder, f"sweep-{self.spec.name}",
+                             parallelism, python)
+
+    def record_job(self, unit, job_id: str) -> None:
+        code = (self.sd.data.get("code") or {}).get("hash") if self.kind != "debug" else None
+        self.sd.record_job(unit.key, job_id, self.kind, code=code)
 
     def _register(self, unit) -> None:
         rec = self.sd.units.setdefault(unit.key, {"jobs": []})
@@ -182,9 +199,12 @@ def _exclusive(sweep_dir: Path, name: str):
 
 
 def run_sweep(spec: SweepSpec, kind: str | None = None, dry_run: bool = False, wait: bool | None = None,
-              out: Printer = print, poll_s: float = 2.0, only: Callable[[UnitStatus], bool] | None = None) -> int:
+              out: Printer = print, poll_s: float = 2.0, only: Callable[[UnitStatus], bool] | None = None,
+              update_code: bool = False, code_source: Path | None = None) -> int:
     """Submit what needs submitting (of the units `only` accepts); returns 0, or 1 when waiting
-    ended with failed units."""
+    ended with failed units. Jobs import the sweep's code snapshot, taken from `code_source` (the
+    `suite` package; default: the one this process runs) on the first submission, or now when
+    `update_code`."""
     sw = Sweep(spec, kind)
     if dry_run:
         print_plan(sw, sw.statuses(), out)
@@ -195,11 +215,13 @@ def run_sweep(spec: SweepSpec, kind: str | None = None, dry_run: bool = False, w
         statuses = sw.statuses()
         todo = [s.unit for s in statuses if s.needs_submit and (only is None or only(s))]
         if not todo:
-            out(f"sweep {spec.name}: nothing to submit ({summary(statuses)})")
+            kept = "; the code snapshot is left as it is" if update_code else ""
+            out(f"sweep {spec.name}: nothing to submit ({summary(statuses)}){kept}")
             return 0
         for u in sw.units:
             sw._register(u)
         sw.sd.save()
+        sw.code = snapshot_dir(sw.dir, ensure_snapshot(sw.sd, code_source, update_code, out)["hash"])
         tracking = P.tracking_settings(spec)
         parent = ensure_parent_run(spec, sw.sd, tracking)
         if spec.study is not None:
@@ -228,7 +250,7 @@ def _submission_error(e: Exception, kind: str) -> SuiteError:
 
 
 def _submit_slurm(sw: Sweep, todo, tracking, parent, out: Printer, poll_s: float) -> None:
-    ex = make_executor(sw.spec.executor, "slurm", sw.sd.submitit_folder, f"sweep-{sw.spec.name}", sw.parallelism)
+    ex = sw.executor("slurm", sw.parallelism)
     fns = [sw.callable_for(u, tracking, parent) for u in todo]
     try:
         with ex.batch():
@@ -236,7 +258,7 @@ def _submit_slurm(sw: Sweep, todo, tracking, parent, out: Printer, poll_s: float
     except Exception as e:  # sbatch's own message: bad partition, account, limits …
         raise _submission_error(e, "slurm") from None
     for u, job in zip(todo, jobs):
-        sw.sd.record_job(u.key, job.job_id, "slurm")
+        sw.record_job(u, job.job_id)
     sw.sd.save()
     sw.sd.tidy()
     out(f"submitted job array {jobs[0].job_id.split('_')[0]} ({len(jobs)} task(s)); "
@@ -245,7 +267,7 @@ def _submit_slurm(sw: Sweep, todo, tracking, parent, out: Printer, poll_s: float
 
 def _submit_local(sw: Sweep, todo, tracking, parent, out: Printer, poll_s: float) -> None:
     """Local processes, at most `parallelism` at once (the local executor itself has no limit)."""
-    ex = make_executor(sw.spec.executor, "local", sw.sd.submitit_folder, f"sweep-{sw.spec.name}", sw.parallelism)
+    ex = sw.executor("local", sw.parallelism)
     queue, running, shown = list(todo), [], {}
     while queue or running:
         running = [(u, j) for u, j in running if not j.done()]
@@ -255,7 +277,7 @@ def _submit_local(sw: Sweep, todo, tracking, parent, out: Printer, poll_s: float
                 job = ex.submit(sw.callable_for(u, tracking, parent))
             except Exception as e:
                 raise _submission_error(e, "local") from None
-            sw.sd.record_job(u.key, job.job_id, "local")
+            sw.record_job(u, job.job_id)
             sw.sd.save()
             running.append((u, job))
             out(f"started {u.label} (pid {job.job_id})")
@@ -284,10 +306,10 @@ def progress(sw: Sweep, running, done: int, total: int, out: Printer, shown: dic
 def _submit_debug(sw: Sweep, todo, tracking, parent, out: Printer, poll_s: float) -> None:
     """In this process, one after the other; a failing unit is reported and the sweep goes on
     (on a terminal, Submitit's debug job opens pdb at the failure)."""
-    ex = make_executor(sw.spec.executor, "debug", sw.sd.submitit_folder, f"sweep-{sw.spec.name}", 1)
+    ex = sw.executor("debug", 1)
     for u in todo:
         job = ex.submit(sw.callable_for(u, tracking, parent))
-        sw.sd.record_job(u.key, job.job_id, "debug")
+        sw.record_job(u, job.job_id)
         sw.sd.save()
         out(f"running {u.label}")
         if sys.stdin.isatty():
@@ -327,7 +349,9 @@ def wait_for(sw: Sweep, out: Printer, poll_s: float = 2.0, timeout_s: float | No
         time.sleep(poll_s)
 
 
-def status_sweep(spec: SweepSpec, out: Printer = print) -> int:
+def status_sweep(spec: SweepSpec, out: Printer = print, code_source: Path | None = None) -> int:
+    """The table, the summary, and a line when the checkout's code (`code_source`: the `suite`
+    package, default the one this process runs) is not the sweep's snapshot."""
     sw = Sweep(spec)
     sw.sd.tidy()
     statuses = sw.statuses()
@@ -337,5 +361,8 @@ def status_sweep(spec: SweepSpec, out: Printer = print) -> int:
         return 0
     out(format_table(statuses, study=spec.study is not None))
     out(summary(statuses))
+    line = code_status(sw.sd, code_source)
+    if line:
+        out(line)
     finish_parent_run(sw.sd, statuses)  # a SLURM sweep submitted without --wait ends here
     return 0

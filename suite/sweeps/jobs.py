@@ -10,6 +10,11 @@ restart `train(cfg, run_dir)` resumes from `run_dir/checkpoints/latest.pt` and r
 MLflow run. A plain `scontrol requeue` (or a node failure) sends no such signal: the job restarts
 from its original pickle and the trainer's periodic checkpoints bound what is redone; the trainer
 drops metric lines and MLflow steps past the checkpoint, so no step is counted twice.
+
+`code` is the sweep's code snapshot the job must have imported `suite` from (code_snapshot.py;
+None for the debug executor, which runs in the dispatcher): each start records where `suite` came
+from and its code hash in attempts.jsonl, and the run carries the tags `code_hash` (`<old>+<new>`
+once resumed with other code) and `code_git`.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ import submitit
 
 from suite.errors import SuiteError
 from suite.plugins import load_plugins, loaded_plugins
+from suite.sweeps.code_snapshot import job_code
 
 
 def _job_env() -> dict:
@@ -35,9 +41,12 @@ def _job_env() -> dict:
         return {"job_id": None, "rank": 0}
 
 
-def _prepare(cfg, cpus: int):
-    """Per-job runtime settings that do not change the computation (excluded from config_hash)."""
+def _prepare(cfg, cpus: int, tags: dict | None = None):
+    """Per-job runtime settings that do not change the computation (excluded from config_hash),
+    and extra run tags (`code_tags`)."""
     cfg = copy.deepcopy(cfg)
+    if tags:
+        cfg.tracking.tags = {**cfg.tracking.tags, **tags}
     cpus = int(os.environ.get("SLURM_CPUS_PER_TASK", cpus or 0)) or cpus
     if cpus:
         cfg.train.threads = min(cfg.train.threads, cpus) if cfg.train.threads else cpus
@@ -55,6 +64,41 @@ def _log_event(run_dir: Path, event: str, **extra) -> None:
     line = {"event": event, "time": time.time(), "host": socket.gethostname(), "job_id": env["job_id"], **extra}
     with open(run_dir / "attempts.jsonl", "a") as f:
         f.write(json.dumps(line) + "\n")
+
+
+def code_tags(run_dir: Path, code: dict) -> dict:
+    """The tags naming the code a run ran: `code_hash` (from `job_code`; every hash its starts
+    recorded in attempts.jsonl, in order of first use, `+`-joined, when it was resumed with other
+    code after `--update-code`) and `code_git` (this start's)."""
+    hashes = []
+    try:
+        for line in (Path(run_dir) / "attempts.jsonl").read_text().splitlines():
+            h = json.loads(line).get("code_hash") if line.strip() else None
+            if h and h not in hashes:
+                hashes.append(h)
+    except (OSError, json.JSONDecodeError):
+        pass
+    hashes += [code["code_hash"]] if code["code_hash"] not in hashes else []
+    return {"code_hash": "+".join(hashes), **({"code_git": code["code_git"]} if code.get("code_git") else {})}
+
+
+def _retag_resumed(cfg, run_dir: Path, tags: dict) -> None:
+    """A resumed run keeps the tags it was created with: set the code tags on its MLflow run when
+    this start runs other code than the earlier ones."""
+    from suite.train import read_state
+
+    run_id = read_state(run_dir).get("mlflow_run_id")
+    if ("+" not in tags.get("code_hash", "") or not run_id or not cfg.tracking.enabled or not cfg.tracking.uri
+            or _job_env()["rank"] != 0):
+        return
+    from suite.tracking import get_client, with_retry
+
+    try:
+        client = get_client(cfg.tracking.uri)
+        for k, v in tags.items():
+            with_retry(lambda k=k, v=v: client.set_tag(run_id, k, v))
+    except Exception:  # noqa: BLE001 - tracking must never stop the run; attempts.jsonl has it
+        pass
 
 
 def _record_attempt(run_dir: Path, **extra) -> None:
@@ -86,17 +130,20 @@ def _checkpoint_active_trainer() -> None:
 class TrainPoint(submitit.helpers.Checkpointable):
     """One grid point: train (or resume) `cfg` in `run_dir`."""
 
-    def __init__(self, cfg, run_dir: str, cpus: int = 0):
-        self.cfg, self.run_dir, self.cpus = cfg, str(run_dir), cpus
+    def __init__(self, cfg, run_dir: str, cpus: int = 0, code: str | None = None):
+        self.cfg, self.run_dir, self.cpus, self.code = cfg, str(run_dir), cpus, code
         self.plugins = loaded_plugins()  # handed to the worker process, which loads them first
 
     def __call__(self) -> dict:
         from suite.train import train
 
+        code = job_code(getattr(self, "code", None))  # a pickle from before code snapshots has none
         load_plugins(self.plugins)
         run_dir = Path(self.run_dir)
-        _record_attempt(run_dir)
-        result = train(_prepare(self.cfg, self.cpus), run_dir)
+        _record_attempt(run_dir, **code)
+        tags = code_tags(run_dir, code)
+        _retag_resumed(self.cfg, run_dir, tags)
+        result = train(_prepare(self.cfg, self.cpus, tags), run_dir)
         return {"status": result.status, "images_seen": result.images_seen,
                 "mlflow_run_id": result.mlflow_run_id, "final_metrics": result.final_metrics}
 
@@ -108,9 +155,10 @@ class TrainPoint(submitit.helpers.Checkpointable):
 class TrialJob(submitit.helpers.Checkpointable):
     """One Optuna trial in slot `slot`: ask (or resume) a trial, train it, tell the study."""
 
-    def __init__(self, spec, sweep_dir: str, slot: int, base: dict, tracking: dict, cpus: int = 0):
+    def __init__(self, spec, sweep_dir: str, slot: int, base: dict, tracking: dict, cpus: int = 0,
+                 code: str | None = None):
         self.spec, self.sweep_dir, self.slot = spec, str(sweep_dir), slot
-        self.base, self.tracking, self.cpus = base, tracking, cpus
+        self.base, self.tracking, self.cpus, self.code = base, tracking, cpus, code
         self.plugins = loaded_plugins()  # handed to the worker process, which loads them first
 
     def _trial(self):
@@ -157,6 +205,7 @@ class TrialJob(submitit.helpers.Checkpointable):
         from suite.sweeps.spec import override
         from suite.train import train
 
+        code = job_code(getattr(self, "code", None))
         load_plugins(self.plugins)
         sweep_dir = Path(self.sweep_dir)
         env = _job_env()
@@ -188,9 +237,12 @@ class TrialJob(submitit.helpers.Checkpointable):
             rec.update(run_dir=str(run_dir), hash=h)
             S.write_slot(sweep_dir, self.slot, rec)
             trial.set_user_attr("run_dir", str(run_dir))
-            _record_attempt(run_dir, trial=number, resumed_trial=resumed)
+            _record_attempt(run_dir, trial=number, resumed_trial=resumed, **code)
+        tags = code_tags(run_dir, code)
+        if main:
+            _retag_resumed(cfg, run_dir, tags)
         try:
-            result = train(_prepare(cfg, self.cpus), run_dir, callbacks=[S.PruningCallback(trial, metric)])
+            result = train(_prepare(cfg, self.cpus, tags), run_dir, callbacks=[S.PruningCallback(trial, metric)])
             value = S.objective_value(result.final_metrics, metric) if main else None
         except optuna.TrialPruned:
             if main:

@@ -1,6 +1,8 @@
 """The sweep directory and the state of each of its units (grid points or trial slots).
 
-    <sweep_dir>/sweep.json        units: key, hash, run dir, overrides, every job submitted for it
+    <sweep_dir>/sweep.json        units: key, hash, run dir, overrides, every job submitted for it (and
+                                  the code hash it was submitted with); `code`: the sweep's code snapshot
+    <sweep_dir>/code/<hash>/suite/ the code snapshots jobs import (code_snapshot.py)
     <sweep_dir>/runs/<point>/     run directories (state.json, checkpoints/, metrics.jsonl, attempts.jsonl)
     <sweep_dir>/trials/slot-N.json which Optuna trial a slot runs (studies)
     <sweep_dir>/submitit/<job>/   Submitit pickles and logs
@@ -73,8 +75,10 @@ class SweepDir:
         tmp.write_text(json.dumps(self.data, indent=1, default=str))
         os.replace(tmp, self.path / SWEEP_FILE)
 
-    def record_job(self, key: str, job_id: str, kind: str) -> None:
-        self.units[key].setdefault("jobs", []).append({"job_id": str(job_id), "executor": kind, "time": time.time()})
+    def record_job(self, key: str, job_id: str, kind: str, code: str | None = None) -> None:
+        """`code`: the hash of the code snapshot the job was submitted with."""
+        self.units[key].setdefault("jobs", []).append({"job_id": str(job_id), "executor": kind, "time": time.time(),
+                                                       **({"code": code} if code else {})})
 
 
 # ----------------------------------------------------------------------------- job liveness
