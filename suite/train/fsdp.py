@@ -18,6 +18,7 @@ Checkpoint of a sharded run (`checkpoints/`):
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -40,15 +41,29 @@ def mixed_precision(amp_dtype: torch.dtype | None) -> MixedPrecisionPolicy:
 
 
 def shard_backbone(model: nn.Module, mp: MixedPrecisionPolicy) -> nn.Module:
-    """fully_shard each block of `model.blocks`, then the root (in place; returns the model)."""
+    """fully_shard each block of `model.blocks`, then the root (in place; returns the model).
+
+    The root does not cast its forward inputs (`cast_forward_inputs=False`): FSDP would otherwise
+    round every floating input to `param_dtype` (bf16), the flow time t included ((B,), (B, N) or
+    the levels inside a TokenTimes, a NamedTuple FSDP recurses into) — t = 0.7 becomes 0.6992,
+    0.999 becomes 1.0 — and the sinusoidal timestep embedding would see a coarser t than under DDP,
+    where bf16 autocast leaves t in fp32. The root's own layers need no cast: autocast runs them in
+    bf16 in training, and without autocast (validation, samples, the FLOP count) the patch
+    embedding and the timestep MLP cast their input to their weights' dtype. Blocks keep casting:
+    they take the hidden states (and a Conditioning FSDP does not look into) and need bf16 inputs
+    when no autocast runs.
+    """
     for block in model.blocks:
         fully_shard(block, mp_policy=mp)
-    fully_shard(model, mp_policy=mp)
+    fully_shard(model, mp_policy=dataclasses.replace(mp, cast_forward_inputs=False))
     return model
 
 
 def shard_method(method: nn.Module, mp: MixedPrecisionPolicy) -> nn.Module:
-    """fully_shard each child module of the method that holds parameters (its forward is called)."""
+    """fully_shard each child module of the method that holds parameters (its forward is called).
+
+    These keep FSDP's cast of their inputs (hidden states) to bf16: what autocast does anyway at
+    their first Linear, and what a pass without autocast needs on bf16 parameters."""
     direct = [name for name, _ in method.named_parameters(recurse=False)]
     if direct:
         raise ConfigError(f"train.parallel: fsdp needs the method's parameters inside submodules; "
