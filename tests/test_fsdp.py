@@ -4,7 +4,9 @@
     EMA, projector), with taps, the EMA teacher's `stop_after` and active gradient clipping;
 (b) a run killed after a few steps and restarted resumes exactly through its DCP checkpoint, and
     its latest.pt holds a consolidated EMA that loads into a plain model (what `suite sample` does);
-(c) under DDP, every rank holds the same EMA and projectors.
+(c) under DDP, every rank holds the same EMA and projectors;
+(d) under the bf16 mixed-precision policy (one process, in this interpreter) the flow time reaches
+    the model in fp32 with its exact values.
 """
 import json
 import os
@@ -18,6 +20,8 @@ import torch
 
 from suite.config import load_run_config
 from suite.errors import ConfigError, SuiteError
+from suite.models.sit import SiT
+from suite.models.token_times import TokenTimes
 from suite.train.distributed import resolve_parallel
 
 WORKER = Path(__file__).with_name("fsdp_worker.py")
@@ -86,3 +90,43 @@ def test_parallel_switch_is_validated_and_resolved(tiny_cfg):
     assert resolve_parallel("fsdp", 1, 10**10) == "none"  # one process: nothing to shard
     assert resolve_parallel("auto", 8, 10**6) == "ddp" and resolve_parallel("auto", 8, 10**9) == "fsdp"
     assert resolve_parallel("ddp", 8, 10**9) == "ddp"
+
+
+@pytest.fixture
+def gloo_single_process(tmp_path):
+    """A one-process gloo group in this interpreter (FSDP2 shards over a world of one), torn down after."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def test_bf16_policy_leaves_the_time_fp32_and_exact(gloo_single_process):
+    """FSDP's `cast_forward_inputs` would round the root's floating inputs to bf16 (0.7 → 0.6992,
+    0.999 → 1.0), TokenTimes levels too; under DDP bf16 autocast leaves t in fp32. The sharded
+    model under the CUDA policy (bf16 params) and bf16 autocast must see t as given, in every time
+    form; and without autocast (validation, samples) it must still run on its bf16 parameters."""
+    from suite.train import fsdp
+
+    torch.manual_seed(0)
+    model = SiT((3, 8, 8), 10, 32, 2, 2, patch_size=2)  # 16 tokens
+    seen = []
+    model.t_embedder.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    fsdp.shard_backbone(model, fsdp.mixed_precision(torch.bfloat16))
+    x, y = torch.randn(4, 3, 8, 8), torch.randint(0, 10, (4,))
+    t = torch.tensor([0.7, 0.3, 0.123456, 0.999])
+    per_token = torch.rand(4, 16)
+    dual = TokenTimes.dual(t, 0.37 * t, torch.rand(4, 16) < 0.5)
+    for times, expected in ((t, t), (per_token, per_token), (dual, dual.levels)):
+        seen.clear()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            v = model(x, times, y)
+        assert v.dtype == torch.bfloat16  # the model did compute in bf16
+        assert seen[0].dtype == torch.float32 and torch.equal(seen[0], expected)
+    seen.clear()
+    with torch.no_grad():
+        v = model(x, t, y)
+    assert v.dtype == torch.bfloat16 and torch.isfinite(v).all() and torch.equal(seen[0], t)
