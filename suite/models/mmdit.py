@@ -22,7 +22,7 @@
   pretrained text encoder (suite.text), projected by a Linear; an all-zero token (padding, or every
   token of a dropped caption) becomes a learned null embedding — the same one-null-for-both rule
   (suite.models.conditions). Hidden-state taps and `stop_after` count blocks 1-indexed over all blocks
-  (double then single) and return data tokens only.
+  (double then single, the order of `blocks`) and return data tokens only.
 Time convention: suite.flow (t = 1 noise).
 """
 from __future__ import annotations
@@ -227,6 +227,12 @@ class MMDiT(nn.Module):
         self.single_stream = nn.ModuleList([SingleStreamBlock(hidden_size, num_heads, mlp_ratio) for _ in range(depth - double_blocks)])
         self.final_layer = FinalLayer(hidden_size, self.modality.out_dim)
         self.initialize_weights()
+
+    @property
+    def blocks(self) -> list[nn.Module]:
+        """Every transformer block in order, double then single: block i of taps and `stop_after` is
+        `blocks[i - 1]` (SiT's `blocks` likewise; FSDP shards each, suite.train.fsdp)."""
+        return [*self.double_stream, *self.single_stream]
 
     def initialize_weights(self) -> None:
         """xavier linears, N(0, 0.02) embedders, zero modulation outputs and output layer (adaLN-Zero)."""
