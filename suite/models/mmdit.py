@@ -257,7 +257,9 @@ class MMDiT(nn.Module):
     def forward_with_taps(self, x, t, y, taps=(), stop_after=None, attn_groups=None):
         """Velocity (same shape as x) and the data tokens after the requested blocks (1-indexed, double then single)."""
         img = self.modality.embed(x)  # (B, N, D)
-        txt = self.text_tokens(y)  # (B, L, D)
+        # The text stream in the data stream's dtype: fp32 under autocast, as with fp32 weights, even
+        # when the text embedding's weights are bf16 (FSDP's bf16 policy, suite.train.fsdp).
+        txt = self.text_tokens(y).to(img.dtype)  # (B, L, D)
         b, n, l = img.shape[0], img.shape[1], txt.shape[1]
         data = data_conditioning(t, self.t_embedder)
         text = TextTime(self.text_time, t, data, self.t_embedder)

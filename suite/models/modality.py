@@ -3,10 +3,6 @@
 The transformer blocks only see tokens (B, N, D). A modality turns its data into tokens and back,
 and knows how to spread a per-token scalar (a timestep) over its data layout. Images use a 2-D
 grid; video (3-D) and audio (1-D) plug in here without touching the blocks.
-
-`embed` casts the data to the patch projection's dtype: a no-op in fp32 and what bf16 autocast does
-anyway; it lets the FSDP root, which leaves its inputs uncast (suite.train.fsdp), run on bf16
-parameters without autocast (validation, samples, the FLOP count).
 """
 from __future__ import annotations
 
@@ -52,7 +48,7 @@ class ImageModality(nn.Module):
         nn.init.zeros_(self.proj.bias)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = self.proj(x.to(self.proj.weight.dtype)).flatten(2).transpose(1, 2)  # (B, N, D)
+        tokens = self.proj(x).flatten(2).transpose(1, 2)  # (B, N, D)
         return tokens + self.pos_embed
 
     def unpatchify(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -96,7 +92,7 @@ class SequenceModality(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         b, c, _ = x.shape
         patches = x.reshape(b, c, self.num_tokens, self.patch_size).permute(0, 2, 3, 1).reshape(b, self.num_tokens, -1)
-        return self.proj(patches.to(self.proj.weight.dtype)) + self.pos_embed  # (B, N, D)
+        return self.proj(patches) + self.pos_embed  # (B, N, D)
 
     def unpatchify(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, N, p·C) → (B, C, L)."""
@@ -140,7 +136,7 @@ class VideoModality(nn.Module):
         self.register_buffer("pos_embed", torch.from_numpy(pos).float().unsqueeze(0), persistent=False)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x.to(self.proj.weight.dtype)).flatten(2).transpose(1, 2) + self.pos_embed  # (B, N, D)
+        return self.proj(x).flatten(2).transpose(1, 2) + self.pos_embed  # (B, N, D)
 
     def unpatchify(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, N, pt·p·p·C) → (B, C, T, H, W)."""
