@@ -4,10 +4,12 @@
 block k with `stop_after`, clipping, AdamW, EMA update) with the backbone, EMA and projector sharded
 by suite.train.fsdp, each rank on its half of a fixed global batch; beside it, on every rank, the
 same steps unsharded on the whole batch. Rank 0 writes both loss curves and the largest weight
-differences to OUT (JSON).
+differences to OUT (JSON). SiT on class labels; under `both` also MM-DiT on caption embeddings.
 
 `resume ROOT`: the real trainer with train.parallel=fsdp: an uninterrupted run, then a run killed
 after 4 steps (train.max_steps; last checkpoint at step 3) and restarted in the same directory.
+
+`both` also trains MM-DiT with the real trainer under the bf16 policy (`mmdit_bf16`).
 
 `ddp OUT`: the real trainer under DDP for 3 Self-Flow steps; rank 0 writes how far the model, the
 EMA and the projector are apart between the ranks (they must be identical).
@@ -15,6 +17,7 @@ EMA and the projector are apart between the ranks (they must be identical).
 `both DIR`: all three in one launch (one interpreter start-up: the tests stay short).
 """
 import copy
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -63,16 +66,32 @@ def train_steps(model, ema, method, batches, sl, world):
     return losses
 
 
+def condition(backbone: str, g: torch.Generator) -> torch.Tensor:
+    """Class labels (B,), or for MM-DiT caption embeddings (B, L, E) whose last token pads half the captions."""
+    if backbone != "mmdit":
+        return torch.randint(0, 10, (GLOBAL_BATCH,), generator=g)
+    y = torch.randn(GLOBAL_BATCH, TEXT_LEN, TEXT_DIM, generator=g)
+    y[::2, -1] = 0
+    return y
+
+
 def max_diff(full: dict, ref: dict) -> float:
     return max((full[k].float() - ref[k].float()).abs().max().item() for k in ref)
 
 
-def equivalence(out: Path) -> None:
+MMDIT = {"backbone": "mmdit", "preset": "MMDiT-Nano/2", "hidden_size": 32, "depth": 4, "num_heads": 2, "double_blocks": 2}
+TEXT_DIM, TEXT_LEN = 8, 3
+
+
+def equivalence(out: Path, backbone: str = "sit") -> None:
+    """`backbone` mmdit: MM-DiT (2 double-stream, 2 single-stream blocks) on caption embeddings (B, L, E),
+    some tokens padding (all zero), as the text-to-image configs train it."""
     rank, world = dist.get_rank(), dist.get_world_size()
-    cfg = load_run_config(tiny_run_config(out.parent, **{"model.depth": 4}))
+    cfg = load_run_config(tiny_run_config(out.parent, **({"model": MMDIT} if backbone == "mmdit" else {"model.depth": 4})))
     shape = build_dataset(cfg.data, "train").image_shape
     torch.manual_seed(0)
-    model = build_model(cfg.model, shape, 10)
+    model_cfg = dataclasses.replace(cfg.model, text_dim=TEXT_DIM) if backbone == "mmdit" else cfg.model
+    model = build_model(model_cfg, shape, 10)
     with torch.no_grad():  # adaLN-Zero starts at zero: perturb so every weight has a gradient from step 1
         for p in model.parameters():
             p.add_(0.02 * torch.randn_like(p))
@@ -87,8 +106,7 @@ def equivalence(out: Path) -> None:
 
     g = torch.Generator().manual_seed(1)
     batches = [(torch.randn(GLOBAL_BATCH, *shape, generator=g), torch.randn(GLOBAL_BATCH, *shape, generator=g),
-                torch.rand(GLOBAL_BATCH, generator=g), torch.randint(0, 10, (GLOBAL_BATCH,), generator=g))
-               for _ in range(STEPS)]
+                torch.rand(GLOBAL_BATCH, generator=g), condition(backbone, g)) for _ in range(STEPS)]
     per_rank = GLOBAL_BATCH // world
     sharded = train_steps(model, ema, method, batches, slice(rank * per_rank, (rank + 1) * per_rank), world)
     reference = train_steps(ref_model, ref_ema, ref_method, batches, slice(None), 1)
@@ -115,6 +133,16 @@ def resume(root: Path) -> None:
     train(load_run_config(tiny_run_config(root, name="killed", **over)))
 
 
+def mmdit_bf16(root: Path) -> None:
+    """The real trainer, MM-DiT, train.precision=bf16 on CPU: FSDP's bf16 policy and bf16 autocast,
+    with validation, samples, the FLOP count and the consolidated EMA on the sharded models."""
+    from suite.train import train
+
+    train(load_run_config(tiny_run_config(root, name="mmdit-bf16", **{
+        "model": MMDIT, "train.parallel": "fsdp", "train.precision": "bf16", "tracking.enabled": False,
+        "train.total_images": 96, "train.ckpt_every_images": 96, "train.val_every_images": 64, "sampling.steps": 2})))
+
+
 def ddp_rank_agreement(out: Path) -> None:
     from suite.train.trainer import Trainer
 
@@ -138,8 +166,12 @@ if __name__ == "__main__":
     target = Path(sys.argv[2])
     if sys.argv[1] in ("equivalence", "both"):
         equivalence(target / "equivalence.json" if sys.argv[1] == "both" else target)
+        if sys.argv[1] == "both":
+            equivalence(target / "equivalence-mmdit.json", "mmdit")
     if sys.argv[1] in ("resume", "both"):
         resume(target)
+    if sys.argv[1] == "both":
+        mmdit_bf16(target)
     if sys.argv[1] in ("ddp", "both"):
         ddp_rank_agreement(target / "ddp.json" if sys.argv[1] == "both" else target)
     dist.destroy_process_group()

@@ -41,7 +41,9 @@ def block_features(model, x0: torch.Tensor, blocks: list[int], t: float, device,
             tt = torch.full((xb.shape[0],), float(t))  # (b,)
             xt = interpolate(xb, x1, broadcast_time(tt, xb)).to(device)
             y = torch.full((xb.shape[0],), model.null_class, dtype=torch.long, device=device)
-            _, hidden = model.forward_with_taps(xt, tt.to(device), y, taps=tuple(blocks), stop_after=max(blocks))
+            # through the model's __call__, never forward_with_taps: a sharded (FSDP) model gathers its
+            # weights and computes under autocast only there
+            _, hidden = model(xt, tt.to(device), y, taps=tuple(blocks), stop_after=max(blocks))
             for b in blocks:
                 out[b].append(hidden[b].float().mean(dim=1).cpu())  # (b, N, D) → (b, D)
     finally:

@@ -4,7 +4,8 @@ built in, plugins may add others).
 
 A backbone is an nn.Module with the interface the methods use (docs/ARCHITECTURE.md):
 `model(x, t, y, taps=..., stop_after=..., attn_groups=...)`, `num_tokens`, `modality`, `depth`,
-`hidden_size`, `num_classes`, `null_class`, `forward_with_cfg`.
+`hidden_size`, `num_classes`, `null_class`, `forward_with_cfg`, and `blocks`: its `depth` transformer
+blocks in the order taps and `stop_after` number them (FSDP shards each, suite.train.fsdp).
 """
 from __future__ import annotations
 

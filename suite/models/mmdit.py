@@ -22,7 +22,7 @@
   pretrained text encoder (suite.text), projected by a Linear; an all-zero token (padding, or every
   token of a dropped caption) becomes a learned null embedding — the same one-null-for-both rule
   (suite.models.conditions). Hidden-state taps and `stop_after` count blocks 1-indexed over all blocks
-  (double then single) and return data tokens only.
+  (double then single, the order of `blocks`) and return data tokens only.
 Time convention: suite.flow (t = 1 noise).
 """
 from __future__ import annotations
@@ -228,6 +228,12 @@ class MMDiT(nn.Module):
         self.final_layer = FinalLayer(hidden_size, self.modality.out_dim)
         self.initialize_weights()
 
+    @property
+    def blocks(self) -> list[nn.Module]:
+        """Every transformer block in order, double then single: block i of taps and `stop_after` is
+        `blocks[i - 1]` (SiT's `blocks` likewise; FSDP shards each, suite.train.fsdp)."""
+        return [*self.double_stream, *self.single_stream]
+
     def initialize_weights(self) -> None:
         """xavier linears, N(0, 0.02) embedders, zero modulation outputs and output layer (adaLN-Zero)."""
         text = [] if self.text_dim else [self.text_embedder]
@@ -251,7 +257,9 @@ class MMDiT(nn.Module):
     def forward_with_taps(self, x, t, y, taps=(), stop_after=None, attn_groups=None):
         """Velocity (same shape as x) and the data tokens after the requested blocks (1-indexed, double then single)."""
         img = self.modality.embed(x)  # (B, N, D)
-        txt = self.text_tokens(y)  # (B, L, D)
+        # The text stream in the data stream's dtype: fp32 under autocast, as with fp32 weights, even
+        # when the text embedding's weights are bf16 (FSDP's bf16 policy, suite.train.fsdp).
+        txt = self.text_tokens(y).to(img.dtype)  # (B, L, D)
         b, n, l = img.shape[0], img.shape[1], txt.shape[1]
         data = data_conditioning(t, self.t_embedder)
         text = TextTime(self.text_time, t, data, self.t_embedder)

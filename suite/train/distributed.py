@@ -14,6 +14,12 @@ PARALLEL_MODES = ("auto", "ddp", "fsdp")  # train.parallel
 AUTO_FSDP_PARAMS = 500_000_000  # auto: FSDP from this many backbone parameters on (the paper's 1B and 4B)
 
 
+def autocast(device_type: str, dtype: torch.dtype | None):
+    """The training precision: autocast to `dtype` (bf16) on `device_type`, or nothing (None: fp32).
+    The training step runs under it, and so does every forward of a module FSDP shards (suite.train.fsdp)."""
+    return torch.autocast(device_type, dtype=dtype, enabled=dtype is not None)
+
+
 def resolve_parallel(mode: str, world_size: int, n_params: int) -> str:
     """'none' (one process), 'ddp' or 'fsdp'."""
     if world_size <= 1:

@@ -1,11 +1,15 @@
 """FSDP2 (`fully_shard`) for models too large for DDP, and its checkpoints through DCP.
 
-Sharding: every transformer block, then the root (embedders and final layer); the EMA model the
-same way, so Self-Flow's teacher (`stop_after=k`) only gathers blocks 1..k. The method's modules
+Sharding: every transformer block (`model.blocks`, whatever the backbone), then the root (embedders
+and final layer); the EMA model the same way, so Self-Flow's teacher (`stop_after=k`) only gathers blocks 1..k. The method's modules
 with parameters (projectors) are sharded too: their gradients are then averaged by FSDP's
 reduce-scatter like the backbone's, and every trainable parameter is a DTensor on one mesh, so
 `clip_grad_norm_` and the optimizer work unchanged. Methods keep calling
 `model(x, t, y, taps=..., stop_after=..., attn_groups=...)`: a sharded module is the same object.
+
+Precision (CUDA): FSDP gathers bf16 copies of the parameters, casts no forward input, and every
+sharded module's forward runs under the training autocast (`compute_under_autocast`), so a sharded
+model computes as the plain model does under DDP's autocast: fp32 residual streams, fp32 time.
 
 Checkpoint of a sharded run (`checkpoints/`):
   state-<images>.dcp/  model + method (one state dict), EMA and optimizer, written by every rank
@@ -18,6 +22,7 @@ Checkpoint of a sharded run (`checkpoints/`):
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from pathlib import Path
@@ -31,24 +36,54 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
 from suite.errors import CheckpointError, ConfigError
+from suite.train.distributed import autocast
+
 
 def mixed_precision(amp_dtype: torch.dtype | None) -> MixedPrecisionPolicy:
-    """bf16 compute with fp32 gradient reduction on CUDA; everything fp32 on CPU."""
+    """bf16 compute with fp32 gradient reduction on CUDA; everything fp32 on CPU. No module casts its
+    forward inputs: `compute_under_autocast` does what DDP's autocast does instead."""
     if amp_dtype is None:
-        return MixedPrecisionPolicy()
-    return MixedPrecisionPolicy(param_dtype=amp_dtype, reduce_dtype=torch.float32)
+        return MixedPrecisionPolicy(cast_forward_inputs=False)
+    return MixedPrecisionPolicy(param_dtype=amp_dtype, reduce_dtype=torch.float32, cast_forward_inputs=False)
+
+
+def compute_under_autocast(module: nn.Module, mp: MixedPrecisionPolicy) -> None:
+    """Every forward of `module` runs under the training autocast (suite.train.distributed.autocast),
+    whoever calls it: the training step (already under it), the EMA teacher, validation, samples,
+    in-training evaluation, the FLOP count.
+
+    FSDP's own precision is only the bf16 copy of the parameters it gathers; its default
+    `cast_forward_inputs` would round every floating input of every sharded module to bf16: the
+    residual stream at every block (fp32 under DDP's autocast), the flow time t (0.7 → 0.6992),
+    MM-DiT's RoPE angles. Without that cast, autocast alone decides what runs in bf16, and the sharded
+    model computes exactly as the plain model with bf16 parameters under the same autocast.
+    """
+    if mp.param_dtype is None:
+        return
+    device_type = next(module.parameters()).device.type
+    forward = module.forward
+
+    @functools.wraps(forward)
+    def forward_under_autocast(*args, **kwargs):
+        with autocast(device_type, mp.param_dtype):
+            return forward(*args, **kwargs)
+
+    module.forward = forward_under_autocast
 
 
 def shard_backbone(model: nn.Module, mp: MixedPrecisionPolicy) -> nn.Module:
-    """fully_shard each block of `model.blocks`, then the root (in place; returns the model)."""
+    """fully_shard each transformer block (`model.blocks`: SiT's, MM-DiT's double then single
+    stream), then the root (in place; returns the model), whose forward runs under autocast."""
     for block in model.blocks:
         fully_shard(block, mp_policy=mp)
     fully_shard(model, mp_policy=mp)
+    compute_under_autocast(model, mp)
     return model
 
 
 def shard_method(method: nn.Module, mp: MixedPrecisionPolicy) -> nn.Module:
-    """fully_shard each child module of the method that holds parameters (its forward is called)."""
+    """fully_shard each child module of the method that holds parameters (its forward is called,
+    under autocast as the backbone's)."""
     direct = [name for name, _ in method.named_parameters(recurse=False)]
     if direct:
         raise ConfigError(f"train.parallel: fsdp needs the method's parameters inside submodules; "
@@ -56,6 +91,7 @@ def shard_method(method: nn.Module, mp: MixedPrecisionPolicy) -> nn.Module:
     for child in method.children():
         if any(True for _ in child.parameters()):
             fully_shard(child, mp_policy=mp)
+            compute_under_autocast(child, mp)
     return method
 
 

@@ -27,7 +27,7 @@ from suite.flow import TimeSampler, broadcast_time, interpolate, velocity_target
 from suite.methods import Batch, build_method
 from suite.models import build_model, check_condition, model_spec
 from suite.train import checkpoint as ckpt_io
-from suite.train.distributed import (DistInfo, average_gradients_across_ranks, broadcast_from_rank0,
+from suite.train.distributed import (DistInfo, autocast, average_gradients_across_ranks, broadcast_from_rank0,
                                      init_distributed, resolve_parallel)
 from suite.train.ema import make_ema, update_ema
 from suite.train.flops import training_flops_per_image
@@ -303,7 +303,7 @@ class Trainer:
         lr = self._lr()
         for g in self.opt.param_groups:
             g["lr"] = lr
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+        with autocast(self.device.type, self.amp_dtype):
             out = self.method.loss(batch, self.net, self.ema, self.step)
         self.opt.zero_grad(set_to_none=True)
         out.loss.backward()
