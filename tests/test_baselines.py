@@ -275,3 +275,35 @@ def test_sra_aux_is_a_teacher_forward_through_k_blocks():
         aux = training_flops_per_image(model, make_ema(model), m, make_batch(b=2))["aux"]
     k_fwd = _teacher_forward(model, 3)
     assert aux == pytest.approx(k_fwd + _proj_fwd_bwd(model.num_tokens), rel=0.02)
+
+
+def test_repa_under_fsdp_gathers_each_projector_and_equals_the_unsharded_loss(encoders, tmp_path):
+    """REPA keeps one projector per encoder in a ModuleList, whose own forward is never called:
+    sharding the list left its projectors' weights as shards (FSDP gathers in a module's forward).
+    Sharded on a one-process gloo group, the loss and the projectors' gradients equal the plain ones."""
+    import copy
+
+    import torch.distributed as dist
+
+    from suite.train import fsdp
+
+    t = torch.tensor([0.1, 0.4, 0.7, 0.95])
+    model, m = make_repa(encoders, t=t)
+    plain_model, plain = copy.deepcopy(model), copy.deepcopy(m)
+    batch = make_batch()
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        mp = fsdp.mixed_precision(None)
+        fsdp.shard_backbone(model, mp)
+        fsdp.shard_method(m, mp)
+        losses = []
+        for mod, meth in ((model, m), (plain_model, plain)):
+            torch.manual_seed(11)
+            out = meth.loss(batch, mod, None, 0)
+            out.loss.backward()
+            losses.append(out.loss.detach())
+        torch.testing.assert_close(losses[0], losses[1])
+        for p, q in zip(m.projectors.parameters(), plain.projectors.parameters()):
+            torch.testing.assert_close(p.grad.full_tensor(), q.grad)
+    finally:
+        dist.destroy_process_group()

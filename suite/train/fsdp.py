@@ -81,17 +81,29 @@ def shard_backbone(model: nn.Module, mp: MixedPrecisionPolicy) -> nn.Module:
     return model
 
 
+def called_modules(parent: nn.Module):
+    """The modules holding parameters whose forward a method calls: its children, and the members
+    of a ModuleList / ModuleDict (a container's own forward is never called, so FSDP's pre-forward
+    gather would never run for it: REPA's one projector per encoder)."""
+    for child in parent.children():
+        if not any(True for _ in child.parameters()):
+            continue
+        if isinstance(child, (nn.ModuleList, nn.ModuleDict)):
+            yield from called_modules(child)
+        else:
+            yield child
+
+
 def shard_method(method: nn.Module, mp: MixedPrecisionPolicy) -> nn.Module:
-    """fully_shard each child module of the method that holds parameters (its forward is called,
-    under autocast as the backbone's)."""
+    """fully_shard each module of the method whose forward is called (`called_modules`), under
+    autocast as the backbone's."""
     direct = [name for name, _ in method.named_parameters(recurse=False)]
     if direct:
         raise ConfigError(f"train.parallel: fsdp needs the method's parameters inside submodules; "
                           f"{type(method).__name__} holds {', '.join(direct)} directly")
-    for child in method.children():
-        if any(True for _ in child.parameters()):
-            fully_shard(child, mp_policy=mp)
-            compute_under_autocast(child, mp)
+    for module in called_modules(method):
+        fully_shard(module, mp_policy=mp)
+        compute_under_autocast(module, mp)
     return method
 
 
