@@ -10,7 +10,7 @@ def test_two_process_ddp_run(tiny_cfg, tmp_path):
     cfg = tiny_cfg(name="ddp", **{"train.total_images": 256, "train.batch_size": 32, "method.name": "vanilla"})
     path = tmp_path / "ddp.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         "-m", "suite.cli", "train", str(path)], capture_output=True, text=True, timeout=300, cwd=tmp_path,
                        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-2000:]
