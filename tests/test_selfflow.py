@@ -113,7 +113,8 @@ def test_flops_follow_the_methods_own_time_form():
     """FLOPs are counted with what Self-Flow feeds the backbone. With static-shape conditioning adaLN
     runs on the (B, 2) levels whatever the mask, so mask ratio 0.5 and 0.25 cost the same (backbone and
     total), and the dual levels cost exactly one more conditioning row per sample than a shared time:
-    t-embedder MLP (2·256·D + 2·D·D) + every adaLN linear (depth · 2·D·6D + 2·D·2D), forward.
+    t-embedder MLP (2·256·D + 2·D·D) + every adaLN linear (depth · 2·D·6D + 2·D·2D), forward, plus the
+    one-hot matmuls that take each modulation to the tokens (2·K·D per token and modulation).
     Diffusion forcing (arbitrary per-token times) pays adaLN per token and counts more."""
     from suite.models.token_times import TokenTimes
     from suite.train.flops import forward_flops, training_flops_per_image
@@ -133,7 +134,10 @@ def test_flops_follow_the_methods_own_time_form():
     m = SelfFlow(SelfFlowConfig(name="selfflow", mask_ratio=0.5), model, ts)
     tt = m.student_times(4, model.num_tokens, "cpu")
     assert isinstance(tt, TokenTimes) and tt.levels.shape == (4, 2) and tt.index.shape == (4, model.num_tokens)
-    d, b = model.hidden_size, 4
+    d, b, n = model.hidden_size, 4, model.num_tokens
     per_row = 2 * 256 * d + 2 * d * d + model.depth * 2 * d * 6 * d + 2 * d * 2 * d
+    # and the one-hot matmuls that bring the levels to the tokens, counted as they run: (B, N, 2) @
+    # (B, 2, D) for each of a block's six modulations and the final layer's two
+    select = (model.depth * 6 + 2) * 2 * n * 2 * d
     shared = forward_flops(model, batch.x0, torch.rand(b), batch.y)
-    assert forward_flops(model, batch.x0, tt, batch.y) - shared == b * per_row
+    assert forward_flops(model, batch.x0, tt, batch.y) - shared == b * (per_row + select)
