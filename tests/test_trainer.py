@@ -65,12 +65,54 @@ def test_preemption_checkpoint_between_a_step_and_its_logs_loses_no_position(tin
         train(load_run_config(tiny_cfg(name="preempted", **over)))
     monkeypatch.setattr(Trainer, "_run_hooks", original)
     resumed = train(load_run_config(tiny_cfg(name="preempted", **over)))
+    assert_resumed_as_whole(full, resumed)
+
+
+def assert_resumed_as_whole(full, resumed):
+    """Every position's training loss once, equal to the uninterrupted run's; MLflow holds each
+    training-log and validation step once (640 images, log every 32, validation every 64)."""
     a, b = losses_by_step(full.run_dir), losses_by_step(resumed.run_dir)
     assert sorted(b) == sorted(a) == list(range(32, 641, 32))
     np.testing.assert_allclose([b[k] for k in sorted(b)], [a[k] for k in sorted(a)], rtol=1e-5, atol=1e-6)
     for key, every in (("train/loss", 32), ("val/loss_t0.5", 64)):
         _, _, steps = mlflow_history(resumed.run_dir, key)
         assert sorted(steps) == list(range(every, 641, every)), key  # none lost, none twice
+
+
+def test_preemption_signal_during_the_update_loses_no_position(tiny_cfg, monkeypatch):
+    """A real USR2 arriving during the weight update is held until the step is whole; then the
+    handler checkpoints and exits (what Submitit does). The position that step reached keeps its
+    training log and validation: the handler used to run before the loop had recorded what that
+    position was due for, and the requeue test lost that position's train/loss in CI."""
+    import os
+    import signal
+
+    from suite.train import trainer as T
+
+    hit, real_update = 4 * 32, T.update_ema
+
+    def update_then_signal(ema, model, decay):
+        real_update(ema, model, decay)
+        if T.active_trainer().images_seen == hit - 32:  # the update that takes the run to `hit`
+            os.kill(os.getpid(), signal.SIGUSR2)
+
+    def handler(signum, frame):  # Submitit's: checkpoint, requeue, exit
+        assert T.active_trainer().save_checkpoint()
+        raise SystemExit(-1)
+
+    over = {"train.val_every_images": 64}
+    full = train(load_run_config(tiny_cfg(name="whole", **over)))
+    monkeypatch.setattr(T, "update_ema", update_then_signal)
+    previous = signal.signal(signal.SIGUSR2, handler)
+    try:
+        with pytest.raises(SystemExit):
+            train(load_run_config(tiny_cfg(name="preempted", **over)))
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    monkeypatch.setattr(T, "update_ema", real_update)
+    ck = torch.load(Path(full.run_dir).parent / "preempted" / "checkpoints" / "latest.pt", weights_only=False)
+    assert ck["images_seen"] == hit and ck["pending_hooks"] == ["log", "val"]
+    assert_resumed_as_whole(full, train(load_run_config(tiny_cfg(name="preempted", **over))))
 
 
 def test_training_on_digits_learns_and_logs_everything(tiny_cfg):

@@ -170,6 +170,7 @@ class Trainer:
         # The hooks due at this position that have not run yet, and the training log flushed for the
         # first of them (see `_run_hooks`); a checkpoint carries both, so a resume finishes them.
         self._pending_hooks: list[str] = []
+        self._hooks_due = None  # run(): images seen → the hooks that position is due for (set with each update)
         self._flushed_log: dict | None = None
         self._resume()
         self.state.update(parallel=self.parallel, world_size=self.dist.world_size)  # recorded with the run
@@ -311,17 +312,22 @@ class Trainer:
             average_gradients_across_ranks(self.method, self.dist)  # projectors live outside the DDP wrapper
         params = [p for g in self.opt.param_groups for p in g["params"]]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.optim.grad_clip, foreach=True)
-        with signals_deferred():  # a preemption signal waits until the update is whole
+        logs = {"train/loss": out.loss.detach(), **{f"train/loss_{k}": v.detach() for k, v in out.terms.items()},
+                **{f"train/{k}": v.detach() for k, v in out.logs.items()}, "train/grad_norm": grad_norm.detach()}
+        # A preemption signal waits until the step is whole: weights, counters, its log entry and the
+        # hooks its new position is due for. A handler running in between would checkpoint the new
+        # position with its loss missing from the log window and its hooks unrecorded: lost.
+        with signals_deferred():
             self._phase = "update"
             self.opt.step()
             update_ema(self.ema, self.model, self.cfg.optim.ema_decay)
             self.step += 1
             self.images_seen += self.cfg.train.batch_size
             self.data_position += self.cfg.train.batch_size
+            self.log_window.add(logs, {"train/lr": lr}, out.loss, self.step)
+            if self._hooks_due is not None:
+                self._pending_hooks = self._hooks_due(self.images_seen)
             self._phase = "idle"
-        logs = {"train/loss": out.loss.detach(), **{f"train/loss_{k}": v.detach() for k, v in out.terms.items()},
-                **{f"train/{k}": v.detach() for k, v in out.logs.items()}, "train/grad_norm": grad_norm.detach()}
-        self.log_window.add(logs, {"train/lr": lr}, out.loss, self.step)
         return logs, grad_norm
 
     def check_finite(self) -> None:
@@ -417,17 +423,20 @@ class Trainer:
                                disable=not (main and t.progress), dynamic_ncols=True, leave=False)
         status, self._last_eval = "finished", -1
         restore_sigterm = self._catch_sigterm()
+
+        def hooks_due(x: int) -> list[str]:  # called by train_step with the update (see there)
+            due = {"log": log_iv.due(x) or x >= t.total_images, "val": val_iv.due(x),
+                   "samples": sample_iv.due(x) and (main or self.parallel == "fsdp"),
+                   "eval": bool(evaluator) and eval_iv.due(x)}
+            return [h for h in HOOKS if due[h]]
+
+        self._hooks_due = hooks_due
         try:
             self._run_hooks(evaluator)  # those a checkpoint taken mid-bookkeeping left undone
             while self.images_seen < t.total_images:
-                self.train_step(next(batches))  # no host sync: logs accumulate on the device
+                self.train_step(next(batches))  # no host sync; sets the new position's pending hooks
                 steps_here += 1
                 bar.update(t.batch_size)
-                x = self.images_seen
-                due = {"log": log_iv.due(x) or x >= t.total_images, "val": val_iv.due(x),
-                       "samples": sample_iv.due(x) and (main or self.parallel == "fsdp"),
-                       "eval": bool(evaluator) and eval_iv.due(x)}
-                self._pending_hooks = [h for h in HOOKS if due[h]]
                 self._run_hooks(evaluator)
                 if ckpt_iv.due(self.images_seen):
                     self.check_finite()
@@ -461,6 +470,7 @@ class Trainer:
                 raise interrupt from None
             raise
         finally:
+            self._hooks_due = None
             bar.close()
             restore_sigterm()
             _ACTIVE = None
