@@ -507,8 +507,9 @@ class Trainer:
         while self._pending_hooks:
             hook = self._pending_hooks[0]
             if hook == "log":  # kept in `_flushed_log` until emitted: a signal during the emit must not re-flush an empty window
-                if self._flushed_log is None:
-                    self._flushed_log = self._flush_training_log()
+                with signals_deferred():  # nor may a handler's checkpoint flush again while this flush empties the window
+                    if self._flushed_log is None:
+                        self._flushed_log = self._flush_training_log()
                 self._emit(self._flushed_log, "on_log")
                 self._flushed_log = None
             elif hook == "val":
