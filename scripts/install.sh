@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-"torch==2.14.1 torchvision==0.29.1"}
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || {
+  echo "install: needs Python >= 3.11 (sweep jobs import their code snapshot through PYTHONSAFEPATH); $PY is $("$PY" --version 2>&1 | head -1). Set PYTHON=python3.11 (or newer)." >&2; exit 2; }
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 # Some machines' pip configs name local indexes that may be absent: hide only that warning.
 quiet_pip() { "$VENV/bin/pip" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
