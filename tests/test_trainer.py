@@ -283,6 +283,11 @@ def test_preemption_signals_wait_for_the_weight_update():
             os.kill(os.getpid(), signal.SIGUSR2)
             seen.append("update done")
         assert seen == ["update done", "handler"]
+        with pytest.raises(KeyboardInterrupt):  # Ctrl-C too: the update finishes, then it lands
+            with signals_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                seen.append("second update done")
+        assert seen[-1] == "second update done"
     finally:
         signal.signal(signal.SIGUSR2, old)
 

@@ -67,8 +67,9 @@ HOOKS = ("log", "val", "samples", "eval")  # what a position may be due for afte
 
 
 @contextlib.contextmanager
-def signals_deferred(signals=(signal.SIGUSR2, signal.SIGTERM)):
-    """Hold back `signals` (Submitit's preemption USR2, SLURM's TERM) until the block ends, then
+def signals_deferred(signals=(signal.SIGINT, signal.SIGUSR2, signal.SIGTERM)):
+    """Hold back `signals` (Ctrl-C or Submitit's local cancel, Submitit's preemption USR2, SLURM's
+    TERM) until the block ends, then
     give each to the handler it would have reached. Python-level: a thread mask would not do, as
     the kernel hands a process signal to any thread (torch's, the data loader's) that does not
     block it. Main thread only (where Python runs handlers); elsewhere a no-op."""
@@ -236,9 +237,9 @@ class Trainer:
                     "rng": rng, "config_hash": self.hash,
                     "pending_hooks": list(self._pending_hooks), "pending_log": self._flushed_log,
                     "model_spec": self.model_spec}  # rebuilds the model without the data (suite sample / eval)
-        # Ctrl-C (or Submitit's SIGINT on cancel) lands after the write: torch.save interrupted
-        # mid-file raises its own RuntimeError, which would mark an interrupted run failed.
-        with signals_deferred((signal.SIGINT, signal.SIGUSR2, signal.SIGTERM)):
+        # Signals land after the write: torch.save cut mid-file by Ctrl-C raises its own
+        # RuntimeError, which would mark an interrupted run failed.
+        with signals_deferred():
             if self.parallel == "fsdp":
                 return self._save_sharded(counters, snapshot)
             if not self.dist.is_main:
