@@ -32,6 +32,8 @@ from suite.errors import SuiteError
 from suite.plugins import load_plugins, loaded_plugins
 from suite.sweeps.code_snapshot import job_code
 
+ATTEMPTS = "attempts.jsonl"  # in each run directory: one line per start and per preemption checkpoint
+
 
 def _job_env() -> dict:
     try:
@@ -62,7 +64,7 @@ def _log_event(run_dir: Path, event: str, **extra) -> None:
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     line = {"event": event, "time": time.time(), "host": socket.gethostname(), "job_id": env["job_id"], **extra}
-    with open(run_dir / "attempts.jsonl", "a") as f:
+    with open(run_dir / ATTEMPTS, "a") as f:
         f.write(json.dumps(line) + "\n")
 
 
@@ -72,7 +74,7 @@ def code_tags(run_dir: Path, code: dict) -> dict:
     code after `--update-code`) and `code_git` (this start's)."""
     hashes = []
     try:
-        for line in (Path(run_dir) / "attempts.jsonl").read_text().splitlines():
+        for line in (Path(run_dir) / ATTEMPTS).read_text().splitlines():
             h = json.loads(line).get("code_hash") if line.strip() else None
             if h and h not in hashes:
                 hashes.append(h)
